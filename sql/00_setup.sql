@@ -1,0 +1,57 @@
+-- Rule: with finlive in shared_preload_libraries, CREATE EXTENSION finlive
+-- installs every documented SQL object, each named finlive_*, in the schema
+-- the extension is created in (here the first schema of search_path,
+-- public); the extension is not relocatable.
+--
+-- This file runs first (files run in name order); every later file assumes
+-- the extension exists and leaves nothing else behind.
+CREATE EXTENSION finlive;
+
+SELECT extname, extversion, extrelocatable, extnamespace::regnamespace AS schema
+  FROM pg_extension WHERE extname = 'finlive';
+
+-- The documented functions, with their exact signatures and results.
+SELECT p.proname, pg_get_function_arguments(p.oid) AS arguments,
+       pg_get_function_result(p.oid) AS result
+  FROM pg_proc p
+ WHERE p.pronamespace = 'public'::regnamespace
+   AND p.proname IN ('finlive_mark', 'finlive_clear', 'finlive_clear_all',
+                     'finlive_is_active', 'finlive_fence', 'finlive_owners',
+                     'finlive_snapshot', 'finlive_register',
+                     'finlive_unregister', 'finlive_reap_once',
+                     'finlive_stats', 'finlive_stats_reset')
+ ORDER BY 1;
+
+-- The documented views and the reap log.
+SELECT c.relname, c.relkind
+  FROM pg_class c
+ WHERE c.relnamespace = 'public'::regnamespace
+   AND c.relname IN ('finlive_owners', 'finlive_targets', 'finlive_stats',
+                     'finlive_reap_log')
+ ORDER BY 1;
+SELECT attname, format_type(atttypid, atttypmod) AS type
+  FROM pg_attribute
+ WHERE attrelid = 'finlive_reap_log'::regclass AND attnum > 0
+   AND NOT attisdropped
+ ORDER BY attnum;
+
+-- Every member of the extension is named finlive_* and lives in public.
+SELECT count(*) AS misnamed_members
+  FROM pg_depend d
+  JOIN pg_extension e ON e.oid = d.refobjid
+ WHERE d.refclassid = 'pg_extension'::regclass AND e.extname = 'finlive'
+   AND d.deptype = 'e'
+   AND regexp_replace((pg_identify_object(d.classid, d.objid, d.objsubid)).identity,
+                      '^public\.', '') NOT LIKE 'finlive\_%';
+SELECT DISTINCT o.schema
+  FROM pg_depend d
+  JOIN pg_extension e ON e.oid = d.refobjid,
+       LATERAL pg_identify_object(d.classid, d.objid, d.objsubid) o
+ WHERE d.refclassid = 'pg_extension'::regclass AND e.extname = 'finlive'
+   AND d.deptype = 'e' AND o.schema IS NOT NULL;
+
+-- Not relocatable.
+CREATE SCHEMA elsewhere;
+ALTER EXTENSION finlive SET SCHEMA elsewhere;
+\echo SQLSTATE: :SQLSTATE
+DROP SCHEMA elsewhere;

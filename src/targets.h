@@ -1,0 +1,40 @@
+/*-------------------------------------------------------------------------
+ *
+ * targets.h
+ *	  Registered reaper targets: the application tables finlive reaps.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FINLIVE_TARGETS_H
+#define FINLIVE_TARGETS_H
+
+#include "nodes/pg_list.h"
+
+/* Where the extension's own objects are, found once per tick or call. */
+typedef struct FinliveCatalog
+{
+	Oid			schema;			/* the extension's schema */
+	Oid			owner;			/* owner of finlive's internal tables */
+	char	   *qualified_schema;	/* quoted, for building SQL */
+} FinliveCatalog;
+
+/* One registration, as read from finlive_target. */
+typedef struct Target
+{
+	Oid			jobs;
+	Oid			runs;
+	Oid			tasks;			/* InvalidOid: no tasks table */
+	char	   *on_reap_name;	/* stored signature, NULL if none */
+	Oid			on_reap;		/* resolved now; InvalidOid if gone */
+	char	   *gate_name;
+	Oid			gate;
+	bool		claim_owned;
+	Oid			registered_by;
+} Target;
+
+extern bool targets_catalog(FinliveCatalog *cat);
+extern List *targets_load(const FinliveCatalog *cat);
+extern void targets_switch_to_owner(const FinliveCatalog *cat,
+									Oid *save_userid, int *save_sec);
+
+#endif							/* FINLIVE_TARGETS_H */

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every finlive test (pg_regress, isolation, TAP) against real PostgreSQL 15
+# servers that preload finlive.  Works on a fresh Debian 12 machine as root:
+# installs what it needs, builds and installs the extension, then runs the
+# suites as the unprivileged "postgres" user (initdb refuses root).
+#
+#   bash test/run.sh            # everything
+#   SUITES=regress bash test/run.sh    # or: isolation, tap (space separated)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+suites=${SUITES:-"regress isolation tap"}
+
+# shellcheck source=test/deps.sh
+. "$here/test/deps.sh"
+finlive_install_deps
+
+# A private copy of the tree that the unprivileged user can write to.
+work=$(mktemp -d /tmp/finlive-test.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cp -a "$here/." "$work/"
+rm -rf "$work/.git"
+chown -R postgres: "$work"
+as_pg() { runuser -u postgres -- "$@"; }
+
+as_pg make -C "$work" -s clean >/dev/null
+as_pg make -C "$work" -s COPT='-Werror'
+make -C "$work" -s install >/dev/null
+
+status=0
+run_suite() {
+	local name=$1; shift
+	echo "=== finlive: $name ==="
+	if ! as_pg make -C "$work" "$@"; then
+		status=1
+		for f in "$work"/regression.diffs "$work"/output_iso/regression.diffs; do
+			[ -s "$f" ] && { echo "--- $f"; cat "$f"; }
+		done
+		for f in "$work"/tmp_check/log/*; do
+			[ -f "$f" ] && { echo "--- $f"; tail -n 60 "$f"; }
+		done
+	fi
+}
+for s in $suites; do
+	case $s in
+	regress)   run_suite "pg_regress" installcheck-regress ;;
+	isolation) run_suite "isolation" installcheck-isolation ;;
+	tap)       run_suite "TAP" installcheck-tap ;;
+	*) echo "unknown suite $s" >&2; exit 2 ;;
+	esac
+done
+[ $status -eq 0 ] && echo "finlive: all suites passed" || echo "finlive: FAILED"
+exit $status
