@@ -104,18 +104,18 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    dropped regclass;
+    gone record;
 BEGIN
-    FOR dropped IN
+    FOR gone IN
         DELETE FROM @extschema@.finlive_target t
          USING pg_catalog.pg_event_trigger_dropped_objects() d
          WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
            AND d.objsubid = 0
            AND d.objid IN (t.jobs, t.runs, t.tasks)
-        RETURNING t.jobs
+        RETURNING d.object_identity
     LOOP
-        RAISE NOTICE 'finlive: target % unregistered because one of its tables was dropped',
-            dropped::pg_catalog.oid;
+        RAISE NOTICE 'finlive: target unregistered because table % was dropped',
+            gone.object_identity;
     END LOOP;
 END;
 $$;

@@ -1,0 +1,80 @@
+-- Rule: with finlive.dry_run = on the reaper decides exactly as usual but
+-- changes no job and calls no hook: it only writes finlive_reap_log rows with
+-- dry_run = true and returns the actions.  (That it sends no NOTIFY is
+-- checked by the isolation spec reaper_notify.)
+
+-- The application's tables, in a schema of their own.  add_job() inserts a
+-- running job with its task (in stage) and its run (ended finished_ago ago
+-- with exit_code; both NULL while the run is still going).
+CREATE SCHEMA dryrun;
+SET search_path = dryrun, public;
+CREATE TABLE tasks (id bigint PRIMARY KEY, stage text NOT NULL);
+CREATE TABLE runs (id bigint PRIMARY KEY, finished_at timestamptz, exit_code integer);
+CREATE TABLE jobs (
+    id           bigint PRIMARY KEY,
+    status       text NOT NULL,
+    run_id       bigint,
+    task_id      bigint,
+    attempts     integer NOT NULL,
+    max_attempts integer NOT NULL,
+    started_at   timestamptz NOT NULL
+);
+CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
+                         finished_ago interval,
+                         started_ago interval DEFAULT '20 minutes',
+                         attempts integer DEFAULT 0,
+                         max_attempts integer DEFAULT 2)
+LANGUAGE sql AS $$
+    INSERT INTO dryrun.tasks VALUES (id, stage);
+    INSERT INTO dryrun.runs VALUES (id, now() - finished_ago, exit_code);
+    INSERT INTO dryrun.jobs VALUES (id, 'running', id, id, attempts, max_attempts,
+                                 now() - started_ago);
+$$;
+-- Every setting the reaper reads, pinned for this file.
+SET finlive.enabled = on;
+SET finlive.dry_run = off;
+SET finlive.finalize_grace = 300;
+SET finlive.max_running = 5400;
+SET finlive.claim_grace = 30;
+SET finlive.guarded_stages = 'deploy-staging';
+SET finlive.restart_grace = 0;
+SELECT finlive_stats_reset();
+\set counters 'SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, finalizer_defers_total AS defers, errors_total FROM finlive_stats'
+CREATE TABLE hook_calls (job_id bigint, tier integer, status text);
+CREATE FUNCTION on_reap(job_id bigint, tier integer, status text) RETURNS void
+LANGUAGE sql AS $$ INSERT INTO dryrun.hook_calls VALUES (job_id, tier, status) $$;
+SELECT finlive_register('jobs', 'runs', 'tasks',
+                        on_reap => 'on_reap(bigint, integer, text)',
+                        claim_owned => true);
+
+CALL add_job(1, 'testing', 0, '10 minutes');                -- Tier-2 done
+CALL add_job(2, 'testing', 1, '10 minutes', attempts => 2); -- Tier-2 failed
+CALL add_job(3, 'deploy-staging', 0, '10 minutes');         -- deferred
+SELECT finlive_mark(3) > 0 AS finalizer_of_3_alive;
+CALL add_job(4, 'development', NULL, NULL, '5 minutes');    -- Tier-1 queued
+CALL add_job(5, 'development', NULL, NULL, '2 hours');      -- Tier-3 queued
+
+SET finlive.dry_run = on;
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SELECT id, status, attempts FROM jobs ORDER BY id;
+SELECT count(*) AS hook_calls FROM hook_calls;
+SELECT job_id, tier, old_status, new_status, dry_run,
+       target = 'jobs'::regclass AS target_ok
+  FROM finlive_reap_log WHERE target = 'jobs'::regclass ORDER BY job_id;
+
+-- The same tick for real.
+SET finlive.dry_run = off;
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SELECT id, status, attempts FROM jobs ORDER BY id;
+SELECT * FROM hook_calls ORDER BY job_id;
+SELECT job_id, tier, new_status, dry_run
+  FROM finlive_reap_log WHERE target = 'jobs'::regclass ORDER BY dry_run DESC, job_id;
+DELETE FROM finlive_reap_log WHERE target = 'jobs'::regclass;
+
+-- Clean up.
+SELECT finlive_clear_all() >= 0 AS released;
+SELECT finlive_unregister('jobs') AS unregistered;
+RESET search_path;
+SET client_min_messages = warning;
+DROP SCHEMA dryrun CASCADE;
+RESET client_min_messages;

@@ -1,0 +1,98 @@
+-- Rule: finlive.guarded_stages is a comma-separated list of stages whose live
+-- finalizer the reaper must not pre-empt (default 'deploy-staging').  An owned
+-- job past the finalize grace is deferred only when its task's stage is in
+-- the list; '*' guards every job, also those of a target without a tasks
+-- table; an empty list guards nothing.
+
+-- The application's tables, in a schema of their own.  add_job() inserts a
+-- running job with its task (in stage) and its run (ended finished_ago ago
+-- with exit_code; both NULL while the run is still going).
+CREATE SCHEMA guarded;
+SET search_path = guarded, public;
+CREATE TABLE tasks (id bigint PRIMARY KEY, stage text NOT NULL);
+CREATE TABLE runs (id bigint PRIMARY KEY, finished_at timestamptz, exit_code integer);
+CREATE TABLE jobs (
+    id           bigint PRIMARY KEY,
+    status       text NOT NULL,
+    run_id       bigint,
+    task_id      bigint,
+    attempts     integer NOT NULL,
+    max_attempts integer NOT NULL,
+    started_at   timestamptz NOT NULL
+);
+CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
+                         finished_ago interval,
+                         started_ago interval DEFAULT '20 minutes',
+                         attempts integer DEFAULT 0,
+                         max_attempts integer DEFAULT 2)
+LANGUAGE sql AS $$
+    INSERT INTO guarded.tasks VALUES (id, stage);
+    INSERT INTO guarded.runs VALUES (id, now() - finished_ago, exit_code);
+    INSERT INTO guarded.jobs VALUES (id, 'running', id, id, attempts, max_attempts,
+                                 now() - started_ago);
+$$;
+-- Every setting the reaper reads, pinned for this file.
+SET finlive.enabled = on;
+SET finlive.dry_run = off;
+SET finlive.finalize_grace = 300;
+SET finlive.max_running = 5400;
+SET finlive.claim_grace = 30;
+SET finlive.guarded_stages = 'deploy-staging';
+SET finlive.restart_grace = 0;
+SELECT finlive_stats_reset();
+\set counters 'SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, finalizer_defers_total AS defers, errors_total FROM finlive_stats'
+SELECT finlive_register('jobs', 'runs', 'tasks');
+-- A second target without a tasks table.
+CREATE TABLE notask_jobs (LIKE jobs);
+SELECT finlive_register('notask_jobs', 'runs');
+
+SHOW finlive.guarded_stages;
+RESET finlive.guarded_stages;
+SHOW finlive.guarded_stages;
+
+-- owned_jobs(first) ends the previous batch, then adds four jobs, all owned,
+-- exited 0 and past the grace: first in deploy-staging, first + 1 in testing,
+-- first + 2 in review, first + 3 in the target without tasks.
+CREATE PROCEDURE owned_jobs(first bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM finlive_clear_all();
+    UPDATE guarded.jobs SET status = 'done' WHERE status = 'running';
+    UPDATE guarded.notask_jobs SET status = 'done' WHERE status = 'running';
+    CALL guarded.add_job(first, 'deploy-staging', 0, '10 minutes');
+    CALL guarded.add_job(first + 1, 'testing', 0, '10 minutes');
+    CALL guarded.add_job(first + 2, 'review', 0, '10 minutes');
+    INSERT INTO guarded.runs VALUES (first + 3, now() - interval '10 minutes', 0);
+    INSERT INTO guarded.notask_jobs
+        VALUES (first + 3, 'running', first + 3, NULL, 0, 2, now() - interval '20 minutes');
+    PERFORM finlive_mark(g) FROM generate_series(first, first + 3) g;
+END
+$$;
+
+-- The default: deploy-staging only.
+CALL owned_jobs(10);
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+
+-- A list; blanks around the names do not matter.
+SET finlive.guarded_stages = 'testing , deploy-staging';
+CALL owned_jobs(20);
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+
+-- '*' guards everything, a job without a task included.
+SET finlive.guarded_stages = '*';
+CALL owned_jobs(30);
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+
+-- Empty: nothing is guarded.
+SET finlive.guarded_stages = '';
+CALL owned_jobs(40);
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+:counters;
+
+-- Clean up.
+SELECT finlive_clear_all() >= 0 AS released;
+SELECT finlive_unregister('jobs') AS unregistered;
+SELECT finlive_unregister('notask_jobs') AS unregistered;
+RESET search_path;
+SET client_min_messages = warning;
+DROP SCHEMA guarded CASCADE;
+RESET client_min_messages;

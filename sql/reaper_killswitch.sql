@@ -1,0 +1,73 @@
+-- Rule: finlive.enabled = off is the kill-switch.  The reaper then ignores
+-- ownership completely, exactly as before finlive: no defers (an owned job
+-- in a guarded stage is finalized) and no Tier-1 reaps; Tier-3 still
+-- applies.  The ownership functions keep working.  Turning it on again
+-- restores the defers.
+
+-- The application's tables, in a schema of their own.  add_job() inserts a
+-- running job with its task (in stage) and its run (ended finished_ago ago
+-- with exit_code; both NULL while the run is still going).
+CREATE SCHEMA killswitch;
+SET search_path = killswitch, public;
+CREATE TABLE tasks (id bigint PRIMARY KEY, stage text NOT NULL);
+CREATE TABLE runs (id bigint PRIMARY KEY, finished_at timestamptz, exit_code integer);
+CREATE TABLE jobs (
+    id           bigint PRIMARY KEY,
+    status       text NOT NULL,
+    run_id       bigint,
+    task_id      bigint,
+    attempts     integer NOT NULL,
+    max_attempts integer NOT NULL,
+    started_at   timestamptz NOT NULL
+);
+CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
+                         finished_ago interval,
+                         started_ago interval DEFAULT '20 minutes',
+                         attempts integer DEFAULT 0,
+                         max_attempts integer DEFAULT 2)
+LANGUAGE sql AS $$
+    INSERT INTO killswitch.tasks VALUES (id, stage);
+    INSERT INTO killswitch.runs VALUES (id, now() - finished_ago, exit_code);
+    INSERT INTO killswitch.jobs VALUES (id, 'running', id, id, attempts, max_attempts,
+                                 now() - started_ago);
+$$;
+-- Every setting the reaper reads, pinned for this file.
+SET finlive.enabled = on;
+SET finlive.dry_run = off;
+SET finlive.finalize_grace = 300;
+SET finlive.max_running = 5400;
+SET finlive.claim_grace = 30;
+SET finlive.guarded_stages = 'deploy-staging';
+SET finlive.restart_grace = 0;
+SELECT finlive_stats_reset();
+\set counters 'SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, finalizer_defers_total AS defers, errors_total FROM finlive_stats'
+SELECT finlive_register('jobs', 'runs', 'tasks', claim_owned => true);
+SET finlive.enabled = off;
+
+CALL add_job(1, 'deploy-staging', 0, '10 minutes');        -- owned, guarded
+CALL add_job(2, 'development', NULL, NULL, '5 minutes');   -- dead worker
+CALL add_job(3, 'development', NULL, NULL, '2 hours');     -- past the ceiling
+SELECT finlive_mark(1, 1, 'deploy-staging') > 0 AS marked;
+SELECT finlive_is_active(1) AS is_active;
+SELECT job_id, stage FROM finlive_owners;
+
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SELECT id, status, attempts FROM jobs ORDER BY id;
+:counters;
+
+-- Back on: the same situation defers again, and the dead worker of job 2
+-- is reaped by Tier-1.
+SET finlive.enabled = on;
+CALL add_job(4, 'deploy-staging', 0, '10 minutes');
+SELECT finlive_mark(4, 4, 'deploy-staging') > 0 AS marked;
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SELECT id, status, attempts FROM jobs ORDER BY id;
+:counters;
+
+-- Clean up.
+SELECT finlive_clear_all() >= 0 AS released;
+SELECT finlive_unregister('jobs') AS unregistered;
+RESET search_path;
+SET client_min_messages = warning;
+DROP SCHEMA killswitch CASCADE;
+RESET client_min_messages;

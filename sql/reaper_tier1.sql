@@ -1,0 +1,85 @@
+-- Rule (Tier-1, dead worker): for a target registered with claim_owned =>
+-- true, a running job whose run has no exit_code, that started at least
+-- finlive.claim_grace ago and that no live session owns is requeued or
+-- failed.  An owned job, a job younger than the grace, and every job of a
+-- target registered without claim_owned are left running.
+
+-- The application's tables, in a schema of their own.  add_job() inserts a
+-- running job with its task (in stage) and its run (ended finished_ago ago
+-- with exit_code; both NULL while the run is still going).
+CREATE SCHEMA tier1;
+SET search_path = tier1, public;
+CREATE TABLE tasks (id bigint PRIMARY KEY, stage text NOT NULL);
+CREATE TABLE runs (id bigint PRIMARY KEY, finished_at timestamptz, exit_code integer);
+CREATE TABLE jobs (
+    id           bigint PRIMARY KEY,
+    status       text NOT NULL,
+    run_id       bigint,
+    task_id      bigint,
+    attempts     integer NOT NULL,
+    max_attempts integer NOT NULL,
+    started_at   timestamptz NOT NULL
+);
+CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
+                         finished_ago interval,
+                         started_ago interval DEFAULT '20 minutes',
+                         attempts integer DEFAULT 0,
+                         max_attempts integer DEFAULT 2)
+LANGUAGE sql AS $$
+    INSERT INTO tier1.tasks VALUES (id, stage);
+    INSERT INTO tier1.runs VALUES (id, now() - finished_ago, exit_code);
+    INSERT INTO tier1.jobs VALUES (id, 'running', id, id, attempts, max_attempts,
+                                 now() - started_ago);
+$$;
+-- Every setting the reaper reads, pinned for this file.
+SET finlive.enabled = on;
+SET finlive.dry_run = off;
+SET finlive.finalize_grace = 300;
+SET finlive.max_running = 5400;
+SET finlive.claim_grace = 30;
+SET finlive.guarded_stages = 'deploy-staging';
+SET finlive.restart_grace = 0;
+SELECT finlive_stats_reset();
+\set counters 'SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, finalizer_defers_total AS defers, errors_total FROM finlive_stats'
+SELECT finlive_register('jobs', 'runs', 'tasks', claim_owned => true);
+
+CALL add_job(1, 'development', NULL, NULL, '5 minutes');     -- worker died
+CALL add_job(2, 'development', NULL, NULL, '5 minutes');     -- worker alive
+CALL add_job(3, 'development', NULL, NULL, '10 seconds');    -- within claim grace
+CALL add_job(4, 'development', NULL, NULL, '5 minutes', attempts => 2);
+CALL add_job(5, 'development', 0, '1 minute', '5 minutes');  -- exited: not Tier-1
+SELECT finlive_mark(2, 2, 'development') > 0 AS worker_of_2_alive;
+
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SELECT id, status, attempts FROM jobs ORDER BY id;
+:counters;
+
+-- The worker of job 2 dies (its session gives the job up): reaped next tick.
+SELECT finlive_clear(2) AS worker_of_2_gone;
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SELECT id, status, attempts FROM jobs WHERE id = 2;
+
+-- The claim grace boundary: age = claim_grace is past the grace.
+BEGIN;
+CALL add_job(6, 'development', NULL, NULL, '30 seconds');
+CALL add_job(7, 'development', NULL, NULL, '29.999999 seconds');
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+COMMIT;
+SELECT id, status FROM jobs WHERE id IN (6, 7) ORDER BY id;
+
+-- Without claim_owned, no Tier-1: the application does not mark its jobs
+-- from the moment it claims them, so no owner means nothing.
+SELECT finlive_register('jobs', 'runs', 'tasks');
+SELECT claim_owned FROM finlive_targets WHERE jobs = 'jobs'::regclass;
+CALL add_job(8, 'development', NULL, NULL, '5 minutes');
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SELECT id, status FROM jobs WHERE id IN (3, 7, 8) ORDER BY id;
+:counters;
+
+-- Clean up.
+SELECT finlive_clear_all() >= 0 AS released;
+SELECT finlive_unregister('jobs') AS unregistered;
+RESET search_path;
+SET client_min_messages = warning;
+DROP SCHEMA tier1 CASCADE;
+RESET client_min_messages;
