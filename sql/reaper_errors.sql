@@ -1,0 +1,92 @@
+-- Rule: an error while handling one job (its gate, its on_reap hook, its
+-- update) undoes that job's changes alone, counts in errors_total and logs a
+-- WARNING naming the target and the job; the tick goes on with the next job
+-- and never raises because of one job.
+
+-- The application's tables, in a schema of their own.  add_job() inserts a
+-- running job with its task (in stage) and its run (ended finished_ago ago
+-- with exit_code; both NULL while the run is still going).
+CREATE SCHEMA errors;
+SET search_path = errors, public;
+CREATE TABLE tasks (id bigint PRIMARY KEY, stage text NOT NULL);
+CREATE TABLE runs (id bigint PRIMARY KEY, finished_at timestamptz, exit_code integer);
+CREATE TABLE jobs (
+    id           bigint PRIMARY KEY,
+    status       text NOT NULL,
+    run_id       bigint,
+    task_id      bigint,
+    attempts     integer NOT NULL,
+    max_attempts integer NOT NULL,
+    started_at   timestamptz NOT NULL
+);
+CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
+                         finished_ago interval,
+                         started_ago interval DEFAULT '20 minutes',
+                         attempts integer DEFAULT 0,
+                         max_attempts integer DEFAULT 2)
+LANGUAGE sql AS $$
+    INSERT INTO errors.tasks VALUES (id, stage);
+    INSERT INTO errors.runs VALUES (id, now() - finished_ago, exit_code);
+    INSERT INTO errors.jobs VALUES (id, 'running', id, id, attempts, max_attempts,
+                                 now() - started_ago);
+$$;
+-- Every setting the reaper reads, pinned for this file.
+SET finlive.enabled = on;
+SET finlive.dry_run = off;
+SET finlive.finalize_grace = 300;
+SET finlive.max_running = 5400;
+SET finlive.claim_grace = 30;
+SET finlive.guarded_stages = 'deploy-staging';
+SET finlive.restart_grace = 0;
+SELECT finlive_stats_reset();
+\set counters 'SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, finalizer_defers_total AS defers, errors_total FROM finlive_stats'
+CREATE TABLE hook_calls (job_id bigint, tier integer, status text);
+CREATE FUNCTION on_reap(job_id bigint, tier integer, status text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO errors.hook_calls VALUES (job_id, tier, status);
+    IF job_id = 2 THEN
+        RAISE EXCEPTION 'hook refuses job %', job_id;
+    END IF;
+END
+$$;
+CREATE FUNCTION gate(job_id bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF job_id = 3 THEN
+        RAISE EXCEPTION 'gate cannot decide job %', job_id;
+    END IF;
+    RETURN true;
+END
+$$;
+-- The application forbids 'failed' for job 4.
+ALTER TABLE jobs ADD CONSTRAINT job_4_never_fails
+    CHECK (id <> 4 OR status <> 'failed');
+SELECT finlive_register('jobs', 'runs', 'tasks',
+                        on_reap => 'on_reap(bigint, integer, text)',
+                        gate => 'gate(bigint)');
+
+CALL add_job(1, 'testing', 0, '10 minutes');
+CALL add_job(2, 'testing', 0, '10 minutes');   -- the hook raises
+CALL add_job(3, 'testing', 0, '10 minutes');   -- the gate raises
+CALL add_job(4, 'development', NULL, NULL, '2 hours', attempts => 2);  -- update fails
+CALL add_job(5, 'testing', 0, '10 minutes');
+
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SELECT id, status, attempts FROM jobs ORDER BY id;
+SELECT * FROM hook_calls ORDER BY job_id;
+SELECT job_id, new_status FROM finlive_reap_log
+ WHERE target = 'jobs'::regclass ORDER BY job_id;
+:counters;
+
+-- The broken jobs fail again at every tick; the others are done with.
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+:counters;
+DELETE FROM finlive_reap_log WHERE target = 'jobs'::regclass;
+
+-- Clean up.
+SELECT finlive_clear_all() >= 0 AS released;
+SELECT finlive_unregister('jobs') AS unregistered;
+RESET search_path;
+SET client_min_messages = warning;
+DROP SCHEMA errors CASCADE;
+RESET client_min_messages;

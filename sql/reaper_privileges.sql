@@ -1,0 +1,105 @@
+-- Rule: hooks and the reaper's queries for a target run with the privileges
+-- of the role that registered it, not those of the session running the
+-- tick: the on_reap hook, the gate and the reaper's own UPDATE of the jobs
+-- table all run as the registering role, even when a superuser runs
+-- finlive_reap_once.
+
+-- The application's tables, in a schema of their own.  add_job() inserts a
+-- running job with its task (in stage) and its run (ended finished_ago ago
+-- with exit_code; both NULL while the run is still going).
+CREATE SCHEMA reappriv;
+SET search_path = reappriv, public;
+CREATE TABLE tasks (id bigint PRIMARY KEY, stage text NOT NULL);
+CREATE TABLE runs (id bigint PRIMARY KEY, finished_at timestamptz, exit_code integer);
+CREATE TABLE jobs (
+    id           bigint PRIMARY KEY,
+    status       text NOT NULL,
+    run_id       bigint,
+    task_id      bigint,
+    attempts     integer NOT NULL,
+    max_attempts integer NOT NULL,
+    started_at   timestamptz NOT NULL
+);
+CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
+                         finished_ago interval,
+                         started_ago interval DEFAULT '20 minutes',
+                         attempts integer DEFAULT 0,
+                         max_attempts integer DEFAULT 2)
+LANGUAGE sql AS $$
+    INSERT INTO reappriv.tasks VALUES (id, stage);
+    INSERT INTO reappriv.runs VALUES (id, now() - finished_ago, exit_code);
+    INSERT INTO reappriv.jobs VALUES (id, 'running', id, id, attempts, max_attempts,
+                                 now() - started_ago);
+$$;
+-- Every setting the reaper reads, pinned for this file.
+SET finlive.enabled = on;
+SET finlive.dry_run = off;
+SET finlive.finalize_grace = 300;
+SET finlive.max_running = 5400;
+SET finlive.claim_grace = 30;
+SET finlive.guarded_stages = 'deploy-staging';
+SET finlive.restart_grace = 0;
+SELECT finlive_stats_reset();
+\set counters 'SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, finalizer_defers_total AS defers, errors_total FROM finlive_stats'
+CREATE ROLE regress_finlive_owner;
+GRANT USAGE ON SCHEMA reappriv TO regress_finlive_owner;
+ALTER TABLE jobs OWNER TO regress_finlive_owner;
+ALTER TABLE runs OWNER TO regress_finlive_owner;
+ALTER TABLE tasks OWNER TO regress_finlive_owner;
+GRANT EXECUTE ON FUNCTION finlive_register(regclass, regclass, regclass,
+                                           regprocedure, regprocedure, boolean),
+                          finlive_unregister(regclass)
+   TO regress_finlive_owner;
+
+-- Who ran what: the hook, the gate and an UPDATE trigger on jobs record
+-- current_user.
+CREATE TABLE seen (what text, who name);
+GRANT INSERT ON seen TO regress_finlive_owner;
+CREATE FUNCTION on_reap(bigint, integer, text) RETURNS void LANGUAGE sql
+    AS $$ INSERT INTO reappriv.seen VALUES ('on_reap', current_user) $$;
+CREATE FUNCTION gate(bigint) RETURNS boolean LANGUAGE sql
+    AS $$ INSERT INTO reappriv.seen VALUES ('gate', current_user) RETURNING true $$;
+CREATE FUNCTION note_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO reappriv.seen VALUES ('update', current_user);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER note_update BEFORE UPDATE ON jobs
+    FOR EACH ROW EXECUTE FUNCTION note_update();
+
+SET ROLE regress_finlive_owner;
+SELECT finlive_register('jobs', 'runs', 'tasks',
+                        on_reap => 'on_reap(bigint, integer, text)',
+                        gate => 'gate(bigint)');
+RESET ROLE;
+SELECT jobs, registered_by FROM finlive_targets WHERE jobs = 'jobs'::regclass;
+
+CALL add_job(1, 'testing', 0, '10 minutes');
+SELECT current_user = session_user AS tick_run_by_the_superuser;
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SELECT id, status FROM jobs ORDER BY id;
+SELECT what, who FROM seen ORDER BY what;
+
+-- Without the right to update its own jobs table, the registering role's
+-- reap fails (and is isolated): the superuser's rights are never borrowed.
+CALL add_job(2, 'testing', 0, '10 minutes');
+ALTER TABLE jobs OWNER TO CURRENT_USER;
+GRANT SELECT ON jobs, runs, tasks TO regress_finlive_owner;
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SELECT id, status FROM jobs ORDER BY id;
+SELECT errors_total FROM finlive_stats;
+
+SET ROLE regress_finlive_owner;
+SELECT finlive_unregister('jobs') AS unregistered;
+RESET ROLE;
+DROP TABLE seen;
+DROP OWNED BY regress_finlive_owner;
+DROP ROLE regress_finlive_owner;
+
+-- Clean up.
+SELECT finlive_clear_all() >= 0 AS released;
+RESET search_path;
+SET client_min_messages = warning;
+DROP SCHEMA reappriv CASCADE;
+RESET client_min_messages;

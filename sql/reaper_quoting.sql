@@ -1,0 +1,80 @@
+-- Rule: targets are named by regclass, so any table name works: a schema and
+-- tables whose names need quoting (spaces, capitals, quotes, a semicolon)
+-- are registered, reaped and reported correctly, and nothing in their names
+-- is ever executed.
+
+-- The application's tables, in a schema of their own.  add_job() inserts a
+-- running job with its task (in stage) and its run (ended finished_ago ago
+-- with exit_code; both NULL while the run is still going).
+CREATE SCHEMA quoting;
+SET search_path = quoting, public;
+CREATE TABLE tasks (id bigint PRIMARY KEY, stage text NOT NULL);
+CREATE TABLE runs (id bigint PRIMARY KEY, finished_at timestamptz, exit_code integer);
+CREATE TABLE jobs (
+    id           bigint PRIMARY KEY,
+    status       text NOT NULL,
+    run_id       bigint,
+    task_id      bigint,
+    attempts     integer NOT NULL,
+    max_attempts integer NOT NULL,
+    started_at   timestamptz NOT NULL
+);
+CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
+                         finished_ago interval,
+                         started_ago interval DEFAULT '20 minutes',
+                         attempts integer DEFAULT 0,
+                         max_attempts integer DEFAULT 2)
+LANGUAGE sql AS $$
+    INSERT INTO quoting.tasks VALUES (id, stage);
+    INSERT INTO quoting.runs VALUES (id, now() - finished_ago, exit_code);
+    INSERT INTO quoting.jobs VALUES (id, 'running', id, id, attempts, max_attempts,
+                                 now() - started_ago);
+$$;
+-- Every setting the reaper reads, pinned for this file.
+SET finlive.enabled = on;
+SET finlive.dry_run = off;
+SET finlive.finalize_grace = 300;
+SET finlive.max_running = 5400;
+SET finlive.claim_grace = 30;
+SET finlive.guarded_stages = 'deploy-staging';
+SET finlive.restart_grace = 0;
+SELECT finlive_stats_reset();
+\set counters 'SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, finalizer_defers_total AS defers, errors_total FROM finlive_stats'
+CREATE SCHEMA "Odd ""Schema""";
+CREATE TABLE "Odd ""Schema"""."Jobs; drop table tasks" (LIKE jobs);
+CREATE TABLE "Odd ""Schema"""."Runs'" (LIKE runs);
+CREATE TABLE "Odd ""Schema""".";Tasks" (LIKE tasks);
+CREATE FUNCTION "Odd ""Schema"""."on Reap"(bigint, integer, text) RETURNS void
+LANGUAGE sql AS $$ INSERT INTO quoting.tasks VALUES ($1, $3) $$;
+SELECT finlive_register('"Odd ""Schema"""."Jobs; drop table tasks"',
+                        '"Odd ""Schema"""."Runs''"',
+                        '"Odd ""Schema""".";Tasks"',
+                        on_reap => '"Odd ""Schema"""."on Reap"(bigint, integer, text)');
+SELECT jobs, runs, tasks, on_reap FROM finlive_targets;
+
+INSERT INTO "Odd ""Schema""".";Tasks" VALUES (1, 'deploy-staging'), (2, 'testing');
+INSERT INTO "Odd ""Schema"""."Runs'" VALUES (1, now() - interval '10 minutes', 0),
+                                            (2, now() - interval '10 minutes', 0);
+INSERT INTO "Odd ""Schema"""."Jobs; drop table tasks"
+    VALUES (1, 'running', 1, 1, 0, 2, now() - interval '20 minutes'),
+           (2, 'running', 2, 2, 0, 2, now() - interval '20 minutes');
+SELECT finlive_mark(1) > 0 AS finalizer_of_1_alive;
+
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SELECT id, status FROM "Odd ""Schema"""."Jobs; drop table tasks" ORDER BY id;
+SELECT * FROM tasks ORDER BY id;   -- the hook's trace, and tasks still exists
+SELECT target, job_id, tier, new_status FROM finlive_reap_log
+ WHERE target = '"Odd ""Schema"""."Jobs; drop table tasks"'::regclass;
+DELETE FROM finlive_reap_log
+ WHERE target = '"Odd ""Schema"""."Jobs; drop table tasks"'::regclass;
+SELECT finlive_unregister('"Odd ""Schema"""."Jobs; drop table tasks"') AS unregistered;
+SET client_min_messages = warning;
+DROP SCHEMA "Odd ""Schema""" CASCADE;
+RESET client_min_messages;
+
+-- Clean up.
+SELECT finlive_clear_all() >= 0 AS released;
+RESET search_path;
+SET client_min_messages = warning;
+DROP SCHEMA quoting CASCADE;
+RESET client_min_messages;
