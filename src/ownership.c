@@ -87,6 +87,7 @@ typedef struct OwnerEntry
 typedef struct OwnershipShared
 {
 	LWLockPadded *locks;		/* REGISTRY_PARTITIONS + the stage pool lock */
+	pg_atomic_uint32 entries;	/* registry entries in use, <= max_owners */
 	pg_atomic_uint64 owner_exits;	/* sessions that ended owning jobs */
 	pg_atomic_uint32 waker;		/* pgprocno + 1 of the worker, 0 if none */
 } OwnershipShared;
@@ -149,6 +150,7 @@ ownership_shmem_init(void)
 	if (!found)
 	{
 		own_shared->locks = GetNamedLWLockTranche("finlive_registry");
+		pg_atomic_init_u32(&own_shared->entries, 0);
 		pg_atomic_init_u64(&own_shared->owner_exits, 0);
 		pg_atomic_init_u32(&own_shared->waker, 0);
 	}
@@ -176,11 +178,33 @@ ownership_ready(void)
 	return own_shared != NULL;
 }
 
+/*
+ * Claim room for one more registry entry.  The partitioned hash keeps a
+ * free list per partition and so may hold a few more elements than asked
+ * for; the capacity users set is enforced here.
+ */
+static bool
+registry_reserve_entry(void)
+{
+	if (pg_atomic_fetch_add_u32(&own_shared->entries, 1) < (uint32) finlive_max_owners)
+		return true;
+	pg_atomic_fetch_sub_u32(&own_shared->entries, 1);
+	return false;
+}
+
+/* Remove an entry; caller holds its partition lock exclusively. */
+static void
+registry_remove(const OwnerKey *key, uint32 hashcode)
+{
+	hash_search_with_hash_value(registry, key, hashcode, HASH_REMOVE, NULL);
+	pg_atomic_fetch_sub_u32(&own_shared->entries, 1);
+}
+
 static void
 raise_registry_full(void)
 {
 	ereport(ERROR,
-			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("finlive ownership registry is full"),
 			 errdetail("All %d entries are in use by live owners.", finlive_max_owners),
 			 errhint("Increase finlive.max_owners and restart the server, or clear jobs that are done.")));
@@ -204,7 +228,7 @@ stage_acquire(const char *stage)
 	{
 		LWLockRelease(StagePoolLock());
 		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("finlive ownership registry is full"),
 				 errdetail("More than %d distinct stage names are in use at once.",
 						   STAGE_POOL_SIZE),
@@ -256,7 +280,7 @@ entry_verify(OwnerEntry *entry, uint32 hashcode, StageName **drop_stage)
 	if (!live)
 	{
 		*drop_stage = entry->stage;
-		hash_search_with_hash_value(registry, &entry->key, hashcode, HASH_REMOVE, NULL);
+		registry_remove(&entry->key, hashcode);
 	}
 	return live;
 }
@@ -351,7 +375,7 @@ ownership_session_exit(int code, Datum arg)
 		if (entry != NULL && entry_is_mine(entry))
 		{
 			stage = entry->stage;
-			hash_search_with_hash_value(registry, &key, hashcode, HASH_REMOVE, NULL);
+			registry_remove(&key, hashcode);
 			dropped++;
 		}
 		/* normally already released by ShutdownPostgres */
@@ -452,8 +476,14 @@ retry:
 	{
 		bool		found;
 
-		entry = hash_search_with_hash_value(registry, &key, hashcode,
-											HASH_ENTER_NULL, &found);
+		entry = NULL;
+		if (registry_reserve_entry())
+		{
+			entry = hash_search_with_hash_value(registry, &key, hashcode,
+												HASH_ENTER_NULL, &found);
+			if (entry == NULL)
+				pg_atomic_fetch_sub_u32(&own_shared->entries, 1);
+		}
 		if (entry == NULL)
 		{
 			LockRelease(&tag, ExclusiveLock, true);
@@ -503,7 +533,7 @@ release_job(int64 job_id)
 	if (entry != NULL && entry_is_mine(entry))
 	{
 		stage = entry->stage;
-		hash_search_with_hash_value(registry, &key, hashcode, HASH_REMOVE, NULL);
+		registry_remove(&key, hashcode);
 	}
 	if (held)
 		LockRelease(&tag, ExclusiveLock, true);

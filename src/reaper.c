@@ -320,13 +320,14 @@ gate_passes(TargetTick *tt, const Candidate *c)
  * only where a tier depends on it, and now, under the row lock.
  */
 static ReapAction
-decide(TargetTick *tt, const Candidate *c, int *tier)
+decide(TargetTick *tt, const Candidate *c, int *tier, bool *deferred)
 {
 	const Target *t = tt->target;
 	ReapAction	action = ACTION_NONE;
 	bool		run_done = !c->exit_code_isnull && !c->finished_isnull;
 
 	*tier = 0;
+	*deferred = false;
 	if (run_done)
 	{
 		/* Tier-2: the run ended; was its finalization lost? */
@@ -335,7 +336,10 @@ decide(TargetTick *tt, const Candidate *c, int *tier)
 			bool		stage_guarded = finlive_enabled && settings_stage_is_guarded(c->stage);
 
 			if (stage_guarded && ownership_lookup(c->job_id, NULL))
+			{
 				action = ACTION_DEFER;
+				*deferred = true;
+			}
 			else if (stage_guarded && tt->in_restart_window)
 				 /* owners may still be reconnecting: leave it */ ;
 			else
@@ -352,7 +356,11 @@ decide(TargetTick *tt, const Candidate *c, int *tier)
 		*tier = 1;
 	}
 
-	/* Tier-3: the backstop, whatever the ownership, the run or the switch */
+	/*
+	 * Tier-3: the backstop, whatever the ownership, the run or the switch.
+	 * A job Tier-2 deferred is still running, so it applies to it too: the
+	 * defer has been counted, and the job is reaped all the same.
+	 */
 	if ((action == ACTION_NONE || action == ACTION_DEFER) &&
 		!c->started_isnull && tt->now - c->started_at >= USECS(finlive_max_running))
 	{
@@ -404,9 +412,9 @@ log_reap(TargetTick *tt, const Candidate *c, int tier, ReapAction action, int32 
  * subtransaction; any error here undoes this job alone.
  */
 static ReapAction
-handle_job(TargetTick *tt, const Candidate *c, int *tier)
+handle_job(TargetTick *tt, const Candidate *c, int *tier, bool *deferred)
 {
-	ReapAction	action = decide(tt, c, tier);
+	ReapAction	action = decide(tt, c, tier, deferred);
 	OwnerInfo	owner;
 	int32		owner_pid = 0;
 
@@ -440,11 +448,11 @@ handle_job(TargetTick *tt, const Candidate *c, int *tier)
 }
 
 static void
-count_action(TargetTick *tt, ReapAction action, int tier)
+count_action(TargetTick *tt, ReapAction action, int tier, bool deferred)
 {
-	if (action == ACTION_DEFER)
+	if (deferred)
 		tt->counters->finalizer_defers_total++;
-	else if (action != ACTION_NONE && !finlive_dry_run)
+	if (action != ACTION_NONE && action != ACTION_DEFER && !finlive_dry_run)
 	{
 		tt->counters->reaped_total++;
 		tt->counters->reaped_tier[tier - 1]++;
@@ -517,6 +525,7 @@ typedef struct JobWork
 	const Candidate *c;
 	ReapAction	action;
 	int			tier;
+	bool		deferred;		/* Tier-2 deferred it (Tier-3 may still reap) */
 } JobWork;
 
 static void
@@ -524,7 +533,7 @@ job_work(void *arg)
 {
 	JobWork    *w = (JobWork *) arg;
 
-	w->action = handle_job(w->tt, w->c, &w->tier);
+	w->action = handle_job(w->tt, w->c, &w->tier, &w->deferred);
 }
 
 /* The body of one target's tick, inside the target's subtransaction. */
@@ -541,13 +550,13 @@ target_work(void *arg)
 	tt->counters->jobs_examined += nrows;
 	for (i = 0; i < nrows; i++)
 	{
-		JobWork		w = {tt, &rows[i], ACTION_NONE, 0};
+		JobWork		w = {tt, &rows[i], ACTION_NONE, 0, false};
 		char	   *what = psprintf("reaping job " INT64_FORMAT " of target \"%s\"",
 									rows[i].job_id, tt->target_name);
 
 		if (!run_isolated(job_work, &w, tt->counters, what))
 			continue;
-		count_action(tt, w.action, w.tier);
+		count_action(tt, w.action, w.tier, w.deferred);
 		if (w.action != ACTION_NONE)
 			emit_row(tt, &rows[i], w.tier, w.action);
 	}

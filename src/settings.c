@@ -15,6 +15,7 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -190,17 +191,25 @@ settings_define(void)
 							 &finlive_reaper_on, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
-	DefineCustomStringVariable("finlive.database",
-							   "Database the background worker reaps.",
-							   NULL,
-							   &finlive_database, "postgres",
-							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	/*
+	 * Restart-only settings can only be defined while the postmaster loads
+	 * the library; in a session that loaded finlive without the preload they
+	 * would be fatal, and mean nothing there anyway.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomStringVariable("finlive.database",
+								   "Database the background worker reaps.",
+								   NULL,
+								   &finlive_database, "postgres",
+								   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 
-	DefineCustomIntVariable("finlive.max_owners",
-							"Capacity of the shared ownership registry.",
-							NULL,
-							&finlive_max_owners, 10000, 1, INT_MAX / 64,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+		DefineCustomIntVariable("finlive.max_owners",
+								"Capacity of the shared ownership registry.",
+								NULL,
+								&finlive_max_owners, 10000, 1, INT_MAX / 64,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	}
 
 	MarkGUCPrefixReserved("finlive");
 }

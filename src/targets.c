@@ -177,7 +177,7 @@ targets_load(const FinliveCatalog *cat)
 	return result;
 }
 
-/* The relation must be a table; returns its attribute number for "status" etc. */
+/* The relation must be a permanent table with the columns the reaper reads. */
 static void
 check_columns(Oid relid, const char *role, const ColumnRule *rules)
 {
@@ -188,6 +188,13 @@ check_columns(Oid relid, const char *role, const ColumnRule *rules)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("%s \"%s\" is not a table", role, get_rel_name(relid))));
+
+	/* the worker, in a session of its own, could never see it */
+	if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s table \"%s\" is a temporary table", role, get_rel_name(relid)),
+				 errdetail("The reaper cannot see another session's temporary tables.")));
 
 	for (rule = rules; rule->name != NULL; rule++)
 	{

@@ -26,6 +26,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "postmaster/postmaster.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -79,21 +80,24 @@ check_ceiling(void)
 }
 
 /*
- * WARNING when a client host that vanishes would leave its sessions, and
- * so its ownership, alive for hours: nothing shorter than the kernel's TCP
- * keepalive default (two hours) is configured.
+ * WARNING when a client host that vanishes would leave its sessions, and so
+ * its ownership, alive for hours.  An owner is usually an idle session, and
+ * only TCP keepalives probe an idle connection: tcp_user_timeout acts only
+ * on unacknowledged data, client_connection_check_interval only while a
+ * query runs.  A server without TCP listeners has no such clients.
  */
 static void
 check_half_open_window(void)
 {
-	bool		keepalive_set = tcp_keepalives_idle > 0 && tcp_keepalives_idle <= HALF_OPEN_LIMIT_S;
-	bool		timeout_set = tcp_user_timeout > 0 && tcp_user_timeout <= HALF_OPEN_LIMIT_S * 1000;
-
-	if (!keepalive_set && !timeout_set && client_connection_check_interval == 0)
-		ereport(WARNING,
-				(errmsg("finlive: a crashed client host may keep owning its jobs for hours"),
-				 errdetail("With tcp_keepalives_idle, tcp_user_timeout and client_connection_check_interval at their defaults, the server notices a half-open connection only when TCP gives up, about two hours later."),
-				 errhint("Set tcp_keepalives_idle = 60, tcp_keepalives_interval = 10, tcp_keepalives_count = 6 and tcp_user_timeout = 60000 in postgresql.conf.")));
+	if (ListenAddresses == NULL || ListenAddresses[0] == '\0')
+		return;
+	if (tcp_keepalives_idle > 0 && tcp_keepalives_idle <= HALF_OPEN_LIMIT_S)
+		return;
+	ereport(WARNING,
+			(errmsg("finlive: a crashed client host may keep owning its jobs for hours"),
+			 errdetail("tcp_keepalives_idle is %s, so the server notices a half-open idle connection only when TCP gives up, about two hours later; tcp_user_timeout and client_connection_check_interval do not probe idle sessions.",
+					   tcp_keepalives_idle > 0 ? "above 10 minutes" : "at the system default"),
+			 errhint("Set tcp_keepalives_idle = 60, tcp_keepalives_interval = 10, tcp_keepalives_count = 6 and tcp_user_timeout = 60000 in postgresql.conf.")));
 }
 
 static void
