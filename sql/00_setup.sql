@@ -7,10 +7,14 @@
 -- the extension exists and leaves nothing else behind.
 CREATE EXTENSION finlive;
 
-SELECT extname, extversion, extrelocatable, extnamespace::regnamespace AS schema
-  FROM pg_extension WHERE extname = 'finlive';
+SELECT e.extname, e.extversion = a.default_version AS default_version,
+       e.extrelocatable, e.extnamespace::regnamespace AS schema
+  FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname
+ WHERE e.extname = 'finlive';
 
 -- The documented functions, with their exact signatures and results.
+\pset format wrapped
+\pset columns 100
 SELECT p.proname, pg_get_function_arguments(p.oid) AS arguments,
        pg_get_function_result(p.oid) AS result
   FROM pg_proc p
@@ -21,6 +25,7 @@ SELECT p.proname, pg_get_function_arguments(p.oid) AS arguments,
                      'finlive_unregister', 'finlive_reap_once',
                      'finlive_stats', 'finlive_stats_reset')
  ORDER BY 1;
+\pset format aligned
 
 -- The documented views and the reap log.
 SELECT c.relname, c.relkind

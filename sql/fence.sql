@@ -13,19 +13,22 @@ SELECT finlive_fence(301, :tok) AS current_token,
        finlive_fence(301, NULL) AS null_token,
        finlive_fence(302, :tok) AS other_job;
 
-UPDATE fence_jobs SET status = 'done' WHERE id = 301 AND finlive_fence(301, :tok);
+UPDATE fence_jobs SET status = 'done' WHERE id = 301 AND finlive_fence(301, :tok)
+    RETURNING id, status;
 
 -- Ownership lost: the old token no longer passes, not even once the job is
 -- owned again under a new token.
 SELECT finlive_mark(302) AS tok302 \gset
 SELECT finlive_clear(302) AS cleared;
 SELECT finlive_fence(302, :tok302) AS after_clear;
-UPDATE fence_jobs SET status = 'done' WHERE id = 302 AND finlive_fence(302, :tok302);
+UPDATE fence_jobs SET status = 'done' WHERE id = 302 AND finlive_fence(302, :tok302)
+    RETURNING id, status;
 SELECT finlive_mark(302) AS tok302_new \gset
 SELECT finlive_fence(302, :tok302) AS old_token, finlive_fence(302, :tok302_new) AS new_token;
-UPDATE fence_jobs SET status = 'done' WHERE id = 302 AND finlive_fence(302, :tok302);
-SELECT * FROM fence_jobs ORDER BY id;
-UPDATE fence_jobs SET status = 'done' WHERE id = 302 AND finlive_fence(302, :tok302_new);
+UPDATE fence_jobs SET status = 'done' WHERE id = 302 AND finlive_fence(302, :tok302)
+    RETURNING id, status;
+UPDATE fence_jobs SET status = 'done' WHERE id = 302 AND finlive_fence(302, :tok302_new)
+    RETURNING id, status;
 SELECT * FROM fence_jobs ORDER BY id;
 
 SELECT finlive_clear_all() AS released;

@@ -17,9 +17,9 @@ SELECT :there > :here_first AS there_after_here,
 -- Each database sees only its own owner of job 701.
 SELECT job_id, pid = pg_backend_pid() AS mine, token = :here_first AS here_token
   FROM finlive_owners;
-SELECT * FROM dblink('other',
-    'SELECT job_id, token FROM finlive_owners') AS r(job_id bigint, token bigint)
- WHERE token = :there;
+SELECT job_id, token = :there AS there_token
+  FROM dblink('other', 'SELECT job_id, token FROM finlive_owners')
+       AS r(job_id bigint, token bigint);
 SELECT finlive_snapshot() - 'finalizer_defers_total' - 'reaped_total' AS here;
 SELECT * FROM dblink('other',
     $$SELECT finlive_snapshot() - 'finalizer_defers_total' - 'reaped_total'$$)

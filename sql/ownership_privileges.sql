@@ -43,7 +43,8 @@ SELECT finlive_mark(162) > 0 AS marked;
 SELECT finlive_clear_all() AS released;
 RESET ROLE;
 
--- A role that owns a job through a grant is seen by every reader.
+-- Ownership belongs to the session, not to the role: the same session
+-- under another role sees it, and clears it as superuser.
 SET ROLE regress_finlive_worker;
 SELECT finlive_mark(163) > 0 AS marked;
 SET ROLE regress_finlive_reader;

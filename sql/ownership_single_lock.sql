@@ -16,6 +16,6 @@ SELECT count(*) AS finlive_lock_rows
 SELECT finlive_clear(121) AS nothing_left_to_clear;
 
 -- The same through finlive_clear_all: one job counted once.
-SELECT finlive_mark(122) > 0, finlive_mark(122) > 0;
+SELECT finlive_mark(122) > 0 AS first_mark, finlive_mark(122) > 0 AS second_mark;
 SELECT finlive_clear_all() AS released;
 SELECT finlive_is_active(122) AS still_active;

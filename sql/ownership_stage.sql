@@ -8,9 +8,9 @@ SELECT job_id, octet_length(stage) AS stage_bytes FROM finlive_owners;
 SELECT finlive_mark(142, 1, repeat('s', 257));
 \echo SQLSTATE: :SQLSTATE
 SELECT finlive_is_active(142) AS active_after_error;
-SELECT count(*) AS finlive_lock_rows
+SELECT count(*) AS lock_rows_for_142
   FROM pg_locks
- WHERE locktype = 'advisory' AND objsubid = 7966 AND pid = pg_backend_pid();
+ WHERE locktype = 'advisory' AND objsubid = 7966 AND objid = 142;
 
 -- 128 two-byte characters are 256 bytes: accepted; 129 are 258: rejected.
 SELECT finlive_mark(143, 1, repeat('é', 128)) > 0 AS marked_128_chars;

@@ -19,6 +19,8 @@ CREATE TABLE jobs (
     max_attempts integer NOT NULL,
     started_at   timestamptz NOT NULL
 );
+-- The index finlive_register recommends for the reaper's candidate query.
+CREATE INDEX ON jobs (id) WHERE status = 'running';
 CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
                          finished_ago interval,
                          started_ago interval DEFAULT '20 minutes',
@@ -53,7 +55,6 @@ CREATE TABLE small_jobs (
     id           integer PRIMARY KEY,
     payload      jsonb
 );
-SELECT finlive_register('small_jobs', 'small_runs', 'small_tasks', claim_owned => true);
 
 INSERT INTO small_tasks VALUES ('x', 1, 'deploy-staging'), ('y', 2, 'testing'),
                                ('z', 3, 'development'), ('w', 4, 'development');
@@ -65,7 +66,10 @@ INSERT INTO small_jobs VALUES
     (now() - interval '20 minutes', 2, 0, 2, 2, 'running', 2, '{}'),
     (now() - interval '5 minutes', 2, 0, 3, 3, 'running', 3, '{}'),
     (now() - interval '2 hours', 2, 1, 4, 4, 'running', 4, '{}');
+CREATE INDEX ON small_jobs (status);
+SELECT finlive_register('small_jobs', 'small_runs', 'small_tasks', claim_owned => true);
 SELECT finlive_mark(1) > 0 AS finalizer_of_1_alive;
+SELECT finlive_mark(4) > 0 AS stuck_owner_of_4;
 
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 SELECT id, status, attempts FROM small_jobs ORDER BY id;

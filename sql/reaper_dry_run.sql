@@ -19,6 +19,8 @@ CREATE TABLE jobs (
     max_attempts integer NOT NULL,
     started_at   timestamptz NOT NULL
 );
+-- The index finlive_register recommends for the reaper's candidate query.
+CREATE INDEX ON jobs (id) WHERE status = 'running';
 CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
                          finished_ago interval,
                          started_ago interval DEFAULT '20 minutes',
@@ -53,6 +55,7 @@ CALL add_job(3, 'deploy-staging', 0, '10 minutes');         -- deferred
 SELECT finlive_mark(3) > 0 AS finalizer_of_3_alive;
 CALL add_job(4, 'development', NULL, NULL, '5 minutes');    -- Tier-1 queued
 CALL add_job(5, 'development', NULL, NULL, '2 hours');      -- Tier-3 queued
+SELECT finlive_mark(5) > 0 AS stuck_owner_of_5;
 
 SET finlive.dry_run = on;
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;

@@ -20,6 +20,8 @@ CREATE TABLE jobs (
     max_attempts integer NOT NULL,
     started_at   timestamptz NOT NULL
 );
+-- The index finlive_register recommends for the reaper's candidate query.
+CREATE INDEX ON jobs (id) WHERE status = 'running';
 CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
                          finished_ago interval,
                          started_ago interval DEFAULT '20 minutes',
@@ -43,11 +45,12 @@ SELECT finlive_stats_reset();
 \set counters 'SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, finalizer_defers_total AS defers, errors_total FROM finlive_stats'
 SELECT finlive_register('jobs', 'runs', 'tasks');
 -- A second target without a tasks table.
-CREATE TABLE notask_jobs (LIKE jobs);
+CREATE TABLE notask_jobs (LIKE jobs INCLUDING INDEXES);
 SELECT finlive_register('notask_jobs', 'runs');
 
+SET finlive.guarded_stages = 'review';
 SHOW finlive.guarded_stages;
-RESET finlive.guarded_stages;
+RESET finlive.guarded_stages;   -- back to the default
 SHOW finlive.guarded_stages;
 
 -- owned_jobs(first) ends the previous batch, then adds four jobs, all owned,

@@ -21,6 +21,8 @@ CREATE TABLE jobs (
     max_attempts integer NOT NULL,
     started_at   timestamptz NOT NULL
 );
+-- The index finlive_register recommends for the reaper's candidate query.
+CREATE INDEX ON jobs (id) WHERE status = 'running';
 CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
                          finished_ago interval,
                          started_ago interval DEFAULT '20 minutes',
@@ -67,6 +69,7 @@ SELECT finlive_mark(4) > 0 AS finalizer_of_4_alive;
 CALL add_job(5, 'testing', 0, '1 minute');                -- within grace
 CALL add_job(6, 'development', NULL, NULL, '5 minutes');  -- Tier-1
 CALL add_job(7, 'development', NULL, NULL, '2 hours');    -- Tier-3
+SELECT finlive_mark(7) > 0 AS stuck_owner_of_7;
 INSERT INTO gate_answers SELECT g, true FROM generate_series(4, 7) g;
 
 -- A tick that is rolled back leaves nothing: no status change, no hook call.

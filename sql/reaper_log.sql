@@ -19,6 +19,8 @@ CREATE TABLE jobs (
     max_attempts integer NOT NULL,
     started_at   timestamptz NOT NULL
 );
+-- The index finlive_register recommends for the reaper's candidate query.
+CREATE INDEX ON jobs (id) WHERE status = 'running';
 CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
                          finished_ago interval,
                          started_ago interval DEFAULT '20 minutes',
@@ -45,7 +47,7 @@ SELECT finlive_register('jobs', 'runs', 'tasks', claim_owned => true);
 \d finlive_reap_log
 
 CALL add_job(1, 'testing', 0, '10 minutes');                   -- Tier-2 done
-CALL add_job(2, 'deploy-staging', 0, '10 minutes');            -- deferred
+CALL add_job(2, 'deploy-staging', 0, '10 minutes', '11 minutes'); -- deferred
 SELECT finlive_mark(2) > 0 AS finalizer_of_2_alive;
 CALL add_job(3, 'development', NULL, NULL, '5 minutes');       -- Tier-1 queued
 CALL add_job(4, 'development', NULL, NULL, '2000 seconds', attempts => 2);

@@ -19,6 +19,8 @@ CREATE TABLE jobs (
     max_attempts integer NOT NULL,
     started_at   timestamptz NOT NULL
 );
+-- The index finlive_register recommends for the reaper's candidate query.
+CREATE INDEX ON jobs (id) WHERE status = 'running';
 CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
                          finished_ago interval,
                          started_ago interval DEFAULT '20 minutes',
@@ -41,7 +43,7 @@ SET finlive.restart_grace = 0;
 SELECT finlive_stats_reset();
 \set counters 'SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, finalizer_defers_total AS defers, errors_total FROM finlive_stats'
 CREATE SCHEMA "Odd ""Schema""";
-CREATE TABLE "Odd ""Schema"""."Jobs; drop table tasks" (LIKE jobs);
+CREATE TABLE "Odd ""Schema"""."Jobs; drop table tasks" (LIKE jobs INCLUDING INDEXES);
 CREATE TABLE "Odd ""Schema"""."Runs'" (LIKE runs);
 CREATE TABLE "Odd ""Schema""".";Tasks" (LIKE tasks);
 CREATE FUNCTION "Odd ""Schema"""."on Reap"(bigint, integer, text) RETURNS void

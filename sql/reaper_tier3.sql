@@ -19,6 +19,8 @@ CREATE TABLE jobs (
     max_attempts integer NOT NULL,
     started_at   timestamptz NOT NULL
 );
+-- The index finlive_register recommends for the reaper's candidate query.
+CREATE INDEX ON jobs (id) WHERE status = 'running';
 CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
                          finished_ago interval,
                          started_ago interval DEFAULT '20 minutes',
@@ -62,7 +64,8 @@ CALL add_job(6, 'development', NULL, NULL, '900 seconds');
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 SELECT id, status, attempts FROM jobs ORDER BY id;
 SELECT finlive_is_active(1) AS owner_of_1_still_owns;
-:counters;
+SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, errors_total
+  FROM finlive_stats;
 
 -- The ceiling boundary: age = max_running is reaped.
 BEGIN;

@@ -21,6 +21,7 @@ SET ROLE regress_finlive_alice;
 CREATE TABLE alice_jobs (id bigint, status text, run_id bigint, task_id bigint,
                          attempts integer, max_attempts integer, started_at timestamptz);
 CREATE TABLE alice_runs (id bigint, finished_at timestamptz, exit_code integer);
+CREATE INDEX ON alice_jobs (status);
 SELECT finlive_register('alice_jobs', 'alice_runs');
 \echo SQLSTATE: :SQLSTATE
 SELECT finlive_unregister('alice_jobs');
@@ -43,10 +44,23 @@ SELECT finlive_register('alice_jobs', 'alice_runs');
 SELECT count(*) AS actions FROM finlive_reap_once();
 SELECT finlive_stats_reset();
 SET ROLE regress_finlive_bob;
-CREATE TABLE bob_jobs (LIKE alice_jobs);
-CREATE TABLE bob_runs (LIKE alice_runs);
+CREATE TABLE bob_jobs (id bigint, status text, run_id bigint, task_id bigint,
+                       attempts integer, max_attempts integer, started_at timestamptz);
+CREATE TABLE bob_runs (id bigint, finished_at timestamptz, exit_code integer);
+CREATE INDEX ON bob_jobs (status);
 SELECT finlive_register('bob_jobs', 'bob_runs');
 SELECT jobs, registered_by FROM finlive_targets ORDER BY jobs::text;
+
+-- Bob cannot register a table he may not read and update ...
+SELECT finlive_register('alice_jobs', 'bob_runs');
+\echo SQLSTATE: :SQLSTATE
+-- ... and even when he may, he cannot replace Alice's registration.
+SET ROLE regress_finlive_alice;
+GRANT SELECT, UPDATE ON alice_jobs TO regress_finlive_bob;
+SET ROLE regress_finlive_bob;
+SELECT finlive_register('alice_jobs', 'bob_runs');
+\echo SQLSTATE: :SQLSTATE
+SELECT jobs, runs, registered_by FROM finlive_targets ORDER BY jobs::text;
 
 -- Bob cannot unregister Alice's target; it stays.
 SELECT finlive_unregister('alice_jobs');

@@ -23,6 +23,10 @@ SELECT jobs, runs, tasks, on_reap, gate, claim_owned,
        registered_by = current_user::regrole AS registered_by_me
   FROM finlive_targets;
 
+-- Without an index that serves status = 'running' the registration says so;
+-- with one it is silent.
+CREATE INDEX ON jobs (id) WHERE status = 'running';
+
 -- Registering again replaces the target.
 SELECT finlive_register('jobs', 'runs');
 SELECT jobs, runs, tasks, on_reap, gate, claim_owned FROM finlive_targets;
@@ -83,6 +87,7 @@ CREATE TABLE j7 (id integer, status varchar(10), run_id integer, task_id integer
                  attempts integer, max_attempts integer, started_at timestamptz);
 CREATE TABLE r4 (id integer, finished_at timestamptz, exit_code integer);
 CREATE TABLE t3 (id integer, stage varchar);
+CREATE INDEX ON j7 (status, id);
 SELECT finlive_register('j7', 'r4', 't3');
 SELECT jobs, runs, tasks FROM finlive_targets ORDER BY jobs::text;
 

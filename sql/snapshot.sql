@@ -6,7 +6,8 @@ SELECT finlive_snapshot() - 'finalizer_defers_total' - 'reaped_total' AS snapsho
 SELECT key, jsonb_typeof(value) AS type
   FROM jsonb_each(finlive_snapshot()) ORDER BY key;
 
-SELECT finlive_mark(503) > 0, finlive_mark(501) > 0, finlive_mark(502) > 0;
+SELECT finlive_mark(503) > 0 AS m503, finlive_mark(501) > 0 AS m501,
+       finlive_mark(502) > 0 AS m502;
 SELECT finlive_snapshot() - 'finalizer_defers_total' - 'reaped_total' AS snapshot;
 
 SELECT (s ->> 'finalizer_defers_total')::bigint = st.finalizer_defers_total AS defers_match,

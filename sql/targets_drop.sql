@@ -1,7 +1,8 @@
 -- Rule: a target whose table is dropped never stops the reaper: dropping any
 -- of a target's tables (jobs, runs or tasks, directly or with its schema)
--- removes the target, and the other targets are reaped as before.  A
--- target follows its tables when they are renamed (it is kept by OID).
+-- removes the target, a target whose hook was dropped is skipped with a
+-- WARNING, and the other targets are reaped as before.  A target follows its
+-- tables when they are renamed (it is kept by OID).
 CREATE SCHEMA tdrop;
 SET search_path = tdrop, public;
 SET finlive.finalize_grace = 300;
@@ -11,6 +12,7 @@ BEGIN
     EXECUTE format('CREATE TABLE tdrop.%I (id bigint, status text, run_id bigint,
                     task_id bigint, attempts integer, max_attempts integer,
                     started_at timestamptz)', name || '_jobs');
+    EXECUTE format('CREATE INDEX ON tdrop.%I (status)', name || '_jobs');
     EXECUTE format('CREATE TABLE tdrop.%I (id bigint, finished_at timestamptz,
                     exit_code integer)', name || '_runs');
     EXECUTE format('CREATE TABLE tdrop.%I (id bigint, stage text)', name || '_tasks');
@@ -40,9 +42,21 @@ SELECT jobs, runs, tasks FROM finlive_targets ORDER BY jobs::text;
 ALTER TABLE d_jobs RENAME TO d_renamed_jobs;
 SELECT jobs FROM finlive_targets ORDER BY jobs::text;
 
--- The tick reaps what is left, without a warning or an error.
+-- A target whose on_reap hook was dropped is skipped with a WARNING (its
+-- jobs are left alone: a reap without its hook is not a reap); it stays
+-- registered until it is registered again or removed.
+CALL make_target('e');
+CREATE FUNCTION e_hook(bigint, integer, text) RETURNS void LANGUAGE sql AS '';
+SELECT finlive_register('e_jobs', 'e_runs', 'e_tasks',
+                        on_reap => 'e_hook(bigint, integer, text)');
+DROP FUNCTION e_hook(bigint, integer, text);
+SELECT jobs, on_reap FROM finlive_targets ORDER BY jobs::text;
+
+-- The tick reaps the other targets.
 SELECT * FROM finlive_reap_once() ORDER BY target::text, job_id;
-SELECT status FROM d_renamed_jobs;
+SELECT (SELECT status FROM d_renamed_jobs) AS d_status,
+       (SELECT status FROM e_jobs) AS e_status;
+SELECT finlive_unregister('e_jobs') AS unregistered;
 
 RESET search_path;
 SET client_min_messages = warning;

@@ -3,7 +3,9 @@
 # Rule (SPEC "Loading"): shared_preload_libraries = 'finlive' is required.
 # CREATE EXTENSION still installs the SQL objects, but every finlive function
 # then raises ERROR with SQLSTATE 55000 and a message that says to add
-# finlive to shared_preload_libraries.  No finlive worker runs.
+# finlive to shared_preload_libraries.  No finlive worker runs.  finlive
+# settings left in postgresql.conf do not change that: the user still gets
+# the same clean error, never a failed session.
 use strict;
 use warnings;
 use FindBin;
@@ -15,14 +17,19 @@ use FinliveTest;
 
 my $node = PostgreSQL::Test::Cluster->new('no_preload');
 $node->init;
-# Deliberately no shared_preload_libraries; the setting below is the one a
-# preloaded finlive would use, and must be harmless here.
-$node->append_conf('postgresql.conf', qq{
-finlive.database = 'postgres'
-});
+# Deliberately no shared_preload_libraries.
 $node->start;
 
-$node->safe_psql('postgres', 'CREATE EXTENSION finlive');
+my ($ret, $stdout, $stderr) =
+  $node->psql('postgres', 'CREATE EXTENSION finlive');
+is($ret, 0, 'CREATE EXTENSION works without the preload')
+  or diag($stderr);
+if ($ret != 0)
+{
+	$node->stop('immediate');
+	done_testing();
+	exit;
+}
 $node->safe_psql('postgres', app_schema_sql());
 $node->safe_psql('postgres', try_function_sql());
 
@@ -43,19 +50,40 @@ my @calls = (
 	'SELECT * FROM finlive_stats',
 	'SELECT finlive_stats_reset()');
 
-for my $call (@calls)
+# Every call, in a fresh session each time (the library is loaded anew).
+sub check_every_function
 {
-	my $quoted = $call =~ s/'/''/gr;
-	my ($state, $msg, $hint) = error_of(
-		$node->safe_psql('postgres', "SELECT try_sql('$quoted')"));
-	is($state, '55000', "$call: SQLSTATE 55000");
-	like($msg, qr/shared_preload_libraries/,
-		"$call: the message says to use shared_preload_libraries");
-	like($msg, qr/finlive/, "$call: the message names finlive");
+	my ($phase) = @_;
+	for my $call (@calls)
+	{
+		my $quoted = $call =~ s/'/''/gr;
+		my ($stdout, $stderr);
+		$node->psql('postgres', "SELECT try_sql('$quoted')",
+			stdout => \$stdout, stderr => \$stderr);
+		my ($state, $msg, $hint) = error_of($stdout // '');
+		is($state, '55000', "$phase: $call: SQLSTATE 55000")
+		  or diag("stderr: $stderr");
+		like($msg, qr/shared_preload_libraries/,
+			"$phase: $call: the message says to use shared_preload_libraries");
+		like($msg, qr/finlive/, "$phase: $call: the message names finlive");
+	}
+	return;
 }
 
+check_every_function('no finlive settings');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM (' . worker_pid_sql() . ') w'),
 	'0', 'no finlive worker runs without the preload');
+
+# finlive settings in postgresql.conf (restart-only ones included), still
+# without the preload: the same clean error, not a failure of the session.
+$node->append_conf('postgresql.conf', qq{
+finlive.database = 'postgres'
+finlive.max_owners = 100
+finlive.naptime = 1000
+});
+$node->restart;
+check_every_function('with finlive settings');
+is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the server is fine');
 
 $node->stop;
 done_testing();

@@ -14,6 +14,7 @@ use lib $FindBin::RealBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 use FinliveTest;
 
 my $node = PostgreSQL::Test::Cluster->new('worker_naptime');
@@ -68,7 +69,14 @@ is( $node->safe_psql(
 	't',
 	'finlive_stats counts the worker\'s ticks and the reap');
 
-my $notices = $listener->query_safe('SELECT 1');
+# psql shows a notification after the next command it runs; poll for it.
+my $notices = '';
+for (1 .. 100)
+{
+	$notices .= $listener->query_safe('SELECT 1');
+	last if $notices =~ /Asynchronous notification/;
+	usleep(50_000);
+}
 like(
 	$notices,
 	qr/Asynchronous notification "finlive_reaped" with payload "(\{.*\})"/,

@@ -62,12 +62,12 @@ ok( $node->poll_query_until(
 
 # finlive.reaper = off: the worker stops ticking.
 reload_with('finlive.reaper', 'off');
-ok($node->poll_query_until('postgres', q{SELECT ticks_still('1 s')}),
+ok($node->poll_query_until('postgres', q{SELECT ticks_still('1.5 s')}),
 	'after reaper = off the worker stops ticking');
 $node->safe_psql('postgres',
 	q{SELECT add_job(2, 'build', 0, '10 minutes', '20 minutes')});
-is($node->safe_psql('postgres', q{SELECT ticks_still('1 s')}),
-	't', 'it stays paused (five naptimes without a tick)');
+is($node->safe_psql('postgres', q{SELECT ticks_still('1.5 s')}),
+	't', 'it stays paused (seven naptimes without a tick)');
 is($node->safe_psql('postgres', 'SELECT status FROM jobs WHERE id = 2'),
 	'running', 'a paused worker reaps nothing');
 
@@ -91,7 +91,7 @@ is($owner->query_safe('SELECT finlive_is_active(1)'),
 # job is created while the worker is paused, so that no tick can see it
 # before the worker has read enabled = on (both settings come in one reload).
 reload_with('finlive.reaper', 'off');
-ok($node->poll_query_until('postgres', q{SELECT ticks_still('1 s')}),
+ok($node->poll_query_until('postgres', q{SELECT ticks_still('1.5 s')}),
 	'the worker is paused again');
 $owner->query_safe(q{SELECT finlive_mark(3, 3, 'deploy-staging')});
 $node->safe_psql('postgres',

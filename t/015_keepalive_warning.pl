@@ -27,12 +27,13 @@ listen_addresses = '127.0.0.1'
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION finlive');
 
+# A WARNING whose message, detail or hint is about these settings.
 my $keepalive_warning =
-  qr/WARNING:.*(keepalive|tcp_user_timeout|client_connection_check_interval)/i;
+  qr/WARNING:(?s:.*)(keepalive|tcp_user_timeout|client_connection_check_interval)/i;
 
 # Default TCP settings: one WARNING, at start.
-$node->wait_for_log($keepalive_warning);
-pass('with default TCP settings the worker warns at start');
+ok(wait_for_message($node, $keepalive_warning, 0, 60),
+	'with default TCP settings the worker warns at start');
 ok( $node->poll_query_until(
 		'postgres', 'SELECT ticks >= 5 FROM finlive_stats'),
 	'the worker keeps ticking');

@@ -23,6 +23,8 @@ our @EXPORT = qw(
   worker_pid_sql
   log_offset
   log_count
+  log_entries
+  wait_for_message
   kill_client
 );
 
@@ -53,7 +55,7 @@ CREATE TABLE jobs (
     max_attempts integer NOT NULL DEFAULT 2,
     started_at   timestamptz NOT NULL DEFAULT now()
 );
-CREATE FUNCTION add_job(p_id bigint, p_stage text, p_exit integer,
+CREATE OR REPLACE FUNCTION add_job(p_id bigint, p_stage text, p_exit integer,
                         p_finished_ago interval, p_started_ago interval,
                         p_attempts integer DEFAULT 0,
                         p_max_attempts integer DEFAULT 2)
@@ -149,13 +151,53 @@ sub log_offset
 	return -s $node->logfile;
 }
 
-# How many lines of the server log after $offset match $regex.
+# The server log after $offset as a list of messages: each message is its
+# first line joined with the DETAIL/HINT/CONTEXT/STATEMENT lines and the
+# continuation lines that follow it, so a pattern can look at a WARNING
+# together with its detail and hint.
+sub log_entries
+{
+	my ($node, $offset) = @_;
+	my $log = slurp_file($node->logfile, $offset // 0);
+	my @entries;
+	for my $line (split /\n/, $log)
+	{
+		my $starts_message =
+		  $line =~ /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/
+		  && $line !~ /\b(DETAIL|HINT|CONTEXT|STATEMENT):  /;
+		if ($starts_message || !@entries)
+		{
+			push @entries, $line;
+		}
+		else
+		{
+			$entries[-1] .= "\n$line";
+		}
+	}
+	return @entries;
+}
+
+# How many messages of the server log after $offset match $regex (see
+# log_entries; use (?s) in $regex to let it span the detail and hint).
 sub log_count
 {
 	my ($node, $regex, $offset) = @_;
-	my $log = slurp_file($node->logfile, $offset // 0);
-	my @hits = grep { /$regex/ } split /\n/, $log;
-	return scalar @hits;
+	return scalar grep { /$regex/ } log_entries($node, $offset);
+}
+
+# Wait, for at most $seconds, until a message after $offset matches $regex.
+# Returns true if one did.
+sub wait_for_message
+{
+	my ($node, $regex, $offset, $seconds) = @_;
+	my $start = time();
+	while (time() - $start < $seconds)
+	{
+		return 1 if log_count($node, $regex, $offset) > 0;
+		usleep(100_000);
+	}
+	Test::More::diag("no server log message matched $regex in ${seconds}s");
+	return 0;
 }
 
 # SIGKILL the psql client process of a BackgroundPsql session: the server

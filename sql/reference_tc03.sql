@@ -1,0 +1,84 @@
+-- Rule (reference TC-03): a genuinely dead finalizer is still reaped.
+-- Without an owner, a deploy-staging job whose run exited 0 past the grace is
+-- finalized by Tier-2 ('done', one advance, no defer).  And the Tier-3
+-- backstop ignores ownership: a job past finlive.max_running is requeued
+-- even though its finalizer still owns it.
+
+-- The application's tables, in a schema of their own.  add_job() inserts a
+-- running job with its task (in stage) and its run (ended finished_ago ago
+-- with exit_code; both NULL while the run is still going).
+CREATE SCHEMA tc03;
+SET search_path = tc03, public;
+CREATE TABLE tasks (id bigint PRIMARY KEY, stage text NOT NULL);
+CREATE TABLE runs (id bigint PRIMARY KEY, finished_at timestamptz, exit_code integer);
+CREATE TABLE jobs (
+    id           bigint PRIMARY KEY,
+    status       text NOT NULL,
+    run_id       bigint,
+    task_id      bigint,
+    attempts     integer NOT NULL,
+    max_attempts integer NOT NULL,
+    started_at   timestamptz NOT NULL
+);
+-- The index finlive_register recommends for the reaper's candidate query.
+CREATE INDEX ON jobs (id) WHERE status = 'running';
+CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
+                         finished_ago interval,
+                         started_ago interval DEFAULT '20 minutes',
+                         attempts integer DEFAULT 0,
+                         max_attempts integer DEFAULT 2)
+LANGUAGE sql AS $$
+    INSERT INTO tc03.tasks VALUES (id, stage);
+    INSERT INTO tc03.runs VALUES (id, now() - finished_ago, exit_code);
+    INSERT INTO tc03.jobs VALUES (id, 'running', id, id, attempts, max_attempts,
+                                 now() - started_ago);
+$$;
+-- Every setting the reaper reads, pinned for this file.
+SET finlive.enabled = on;
+SET finlive.dry_run = off;
+SET finlive.finalize_grace = 300;
+SET finlive.max_running = 5400;
+SET finlive.claim_grace = 30;
+SET finlive.guarded_stages = 'deploy-staging';
+SET finlive.restart_grace = 0;
+SELECT finlive_stats_reset();
+\set counters 'SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, finalizer_defers_total AS defers, errors_total FROM finlive_stats'
+-- The advance step is the on_reap hook: it records its call and, like the
+-- incident's second advance, rolls the task back to 'development' and starts a
+-- developer run.
+CREATE TABLE advances (job_id bigint, tier integer, status text);
+CREATE FUNCTION advance(job_id bigint, tier integer, status text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO tc03.advances VALUES (job_id, tier, status);
+    UPDATE tc03.tasks SET stage = 'development'
+     WHERE id = (SELECT task_id FROM tc03.jobs WHERE id = job_id);
+    INSERT INTO tc03.runs VALUES (1000 + job_id, NULL, NULL);
+END
+$$;
+SELECT finlive_register('jobs', 'runs', 'tasks',
+                        on_reap => 'advance(bigint, integer, text)');
+
+-- The dead finalizer: nobody owns job 1.
+CALL add_job(1, 'deploy-staging', 0, '600 seconds');
+SELECT * FROM finlive_reap_once();
+SELECT id, status FROM jobs WHERE id = 1;
+SELECT job_id, tier, status FROM advances;
+:counters;
+
+-- The backstop: a stuck finalizer of job 2 owns it, its run ended within the
+-- grace, but the job has run past max_running.
+SET finlive.max_running = 1000;
+CALL add_job(2, 'deploy-staging', 0, '10 seconds', '2000 seconds');
+SELECT finlive_mark(2, 3, 'deploy-staging') > 0 AS stuck_finalizer;
+SELECT * FROM finlive_reap_once();
+SELECT id, status, attempts FROM jobs WHERE id = 2;
+:counters;
+
+-- Clean up.
+SELECT finlive_clear_all() >= 0 AS released;
+SELECT finlive_unregister('jobs') AS unregistered;
+RESET search_path;
+SET client_min_messages = warning;
+DROP SCHEMA tc03 CASCADE;
+RESET client_min_messages;

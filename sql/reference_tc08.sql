@@ -1,0 +1,77 @@
+-- Rule (reference TC-08): never raise.  The ownership functions degrade
+-- safely on NULL input; a fault while handling one job (here its gate
+-- raises) does not break the tick, which goes on and processes the other
+-- jobs.
+
+-- The application's tables, in a schema of their own.  add_job() inserts a
+-- running job with its task (in stage) and its run (ended finished_ago ago
+-- with exit_code; both NULL while the run is still going).
+CREATE SCHEMA tc08;
+SET search_path = tc08, public;
+CREATE TABLE tasks (id bigint PRIMARY KEY, stage text NOT NULL);
+CREATE TABLE runs (id bigint PRIMARY KEY, finished_at timestamptz, exit_code integer);
+CREATE TABLE jobs (
+    id           bigint PRIMARY KEY,
+    status       text NOT NULL,
+    run_id       bigint,
+    task_id      bigint,
+    attempts     integer NOT NULL,
+    max_attempts integer NOT NULL,
+    started_at   timestamptz NOT NULL
+);
+-- The index finlive_register recommends for the reaper's candidate query.
+CREATE INDEX ON jobs (id) WHERE status = 'running';
+CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
+                         finished_ago interval,
+                         started_ago interval DEFAULT '20 minutes',
+                         attempts integer DEFAULT 0,
+                         max_attempts integer DEFAULT 2)
+LANGUAGE sql AS $$
+    INSERT INTO tc08.tasks VALUES (id, stage);
+    INSERT INTO tc08.runs VALUES (id, now() - finished_ago, exit_code);
+    INSERT INTO tc08.jobs VALUES (id, 'running', id, id, attempts, max_attempts,
+                                 now() - started_ago);
+$$;
+-- Every setting the reaper reads, pinned for this file.
+SET finlive.enabled = on;
+SET finlive.dry_run = off;
+SET finlive.finalize_grace = 300;
+SET finlive.max_running = 5400;
+SET finlive.claim_grace = 30;
+SET finlive.guarded_stages = 'deploy-staging';
+SET finlive.restart_grace = 0;
+SELECT finlive_stats_reset();
+\set counters 'SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, finalizer_defers_total AS defers, errors_total FROM finlive_stats'
+
+SELECT finlive_mark(NULL, NULL, NULL) IS NULL AS mark_null,
+       finlive_clear(NULL) AS clear_null,
+       finlive_is_active(NULL) AS active_null;
+SELECT finlive_mark(1234, 1, 'deploy-staging') > 0 AS marked;
+SELECT finlive_is_active(1234) AS active;
+SELECT (finlive_snapshot() ->> 'active')::int >= 1 AS snapshot_active,
+       finlive_snapshot() -> 'jobs' @> '[1234]' AS snapshot_lists_it;
+SELECT finlive_clear(1234) AS cleared;
+SELECT finlive_is_active(1234) AS active;
+
+CREATE FUNCTION gate(job_id bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF job_id = 1 THEN
+        RAISE EXCEPTION 'gate exploded';
+    END IF;
+    RETURN true;
+END
+$$;
+SELECT finlive_register('jobs', 'runs', 'tasks', gate => 'gate(bigint)');
+CALL add_job(1, 'deploy-staging', 0, '600 seconds');
+CALL add_job(2, 'deploy-staging', 0, '600 seconds');
+SELECT * FROM finlive_reap_once();
+SELECT id, status FROM jobs ORDER BY id;
+SELECT errors_total FROM finlive_stats;
+
+-- Clean up.
+SELECT finlive_clear_all() >= 0 AS released;
+SELECT finlive_unregister('jobs') AS unregistered;
+RESET search_path;
+SET client_min_messages = warning;
+DROP SCHEMA tc08 CASCADE;
+RESET client_min_messages;
