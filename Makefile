@@ -13,7 +13,7 @@ OBJS = \
 	src/functions.o
 
 EXTENSION = finlive
-DATA = finlive--1.0.sql
+DATA = finlive--1.0.sql finlive--1.0--1.1.sql
 PGFILEDESC = "finlive - liveness of job finalizers"
 
 # Both suites start a private server that preloads finlive (PGXS has no
