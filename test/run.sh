@@ -4,12 +4,15 @@
 # installs what it needs, builds and installs the extension, then runs the
 # suites as the unprivileged "postgres" user (initdb refuses root).
 #
-#   bash test/run.sh            # everything
-#   SUITES=regress bash test/run.sh    # or: isolation, tap (space separated)
+#   bash test/run.sh                      # everything
+#   SUITES="regress tap" bash test/run.sh # a subset, from:
+#     regress isolation tap   the extension's own suites (pg_regress, isolation, TAP)
+#     python                  the Python client against a server and a PgBouncer
+#     package                 the Debian package: built, installed with apt, checked
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-suites=${SUITES:-"regress isolation tap"}
+suites=${SUITES:-"regress isolation tap python package"}
 
 # shellcheck source=test/deps.sh
 . "$here/test/deps.sh"
@@ -41,11 +44,20 @@ run_suite() {
 		done
 	fi
 }
+# Suites that are scripts of their own; each prints its figures and exits
+# non-zero on failure.
+run_script() {
+	local name=$1; shift
+	echo "=== finlive: $name ==="
+	"$@" || status=1
+}
 for s in $suites; do
 	case $s in
 	regress)   run_suite "pg_regress" installcheck-regress ;;
 	isolation) run_suite "isolation" installcheck-isolation ;;
 	tap)       run_suite "TAP" installcheck-tap ;;
+	python)    run_script "Python client" bash "$here/clients/python/run-tests.sh" ;;
+	package)   run_script "Debian package" bash "$here/packaging/build-deb.sh" ;;
 	*) echo "unknown suite $s" >&2; exit 2 ;;
 	esac
 done
