@@ -31,11 +31,16 @@ as_pg make -C "$work" -s COPT='-Werror'
 make -C "$work" -s install >/dev/null
 
 status=0
+passed=0
+failed=0
 run_suite() {
 	local name=$1; shift
 	echo "=== finlive: $name ==="
-	if ! as_pg make -C "$work" "$@"; then
+	if as_pg make -C "$work" "$@"; then
+		passed=$((passed + 1))
+	else
 		status=1
+		failed=$((failed + 1))
 		for f in "$work"/regression.diffs "$work"/output_iso/regression.diffs; do
 			[ -s "$f" ] && { echo "--- $f"; cat "$f"; }
 		done
@@ -49,7 +54,12 @@ run_suite() {
 run_script() {
 	local name=$1; shift
 	echo "=== finlive: $name ==="
-	"$@" || status=1
+	if "$@"; then
+		passed=$((passed + 1))
+	else
+		status=1
+		failed=$((failed + 1))
+	fi
 }
 for s in $suites; do
 	case $s in
@@ -61,5 +71,5 @@ for s in $suites; do
 	*) echo "unknown suite $s" >&2; exit 2 ;;
 	esac
 done
-[ $status -eq 0 ] && echo "finlive: all suites passed" || echo "finlive: FAILED"
+echo "suites: $passed passed, $failed failed"
 exit $status
