@@ -30,7 +30,6 @@ $node->safe_psql('postgres', "CREATE EXTENSION finlive VERSION '1.0'");
 $node->safe_psql('postgres', app_schema_sql());
 $node->safe_psql('postgres', q{
 CREATE INDEX ON jobs (id) WHERE status = 'running';
-SELECT finlive_register('jobs', 'runs', 'tasks');
 SELECT add_job(1, 'deploy-staging', 0, '10 minutes', '20 minutes');
 SELECT add_job(2, 'deploy-staging', 0, '10 minutes', '20 minutes');
 });
@@ -41,6 +40,9 @@ my $f2 = $node->background_psql('postgres');
 my $t1 = $f1->query_safe(q{SELECT finlive_mark(1, 1, 'deploy-staging')});
 my $t2 = $f2->query_safe(q{SELECT finlive_mark(2, 2, 'deploy-staging')});
 my $f2_pid = $f2->query_safe('SELECT pg_backend_pid()');
+# Registered only now: the worker (200 ms naptime) must not see the jobs
+# before their finalizers own them.
+$node->safe_psql('postgres', q{SELECT finlive_register('jobs', 'runs', 'tasks')});
 ok( defined poll_within(
 		$node, 'postgres',
 		'SELECT finalizer_defers_total >= 2 FROM finlive_stats', 't', 30),
