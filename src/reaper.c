@@ -74,10 +74,11 @@ typedef enum ReapAction
 	ACTION_DEFER,
 	ACTION_DONE,
 	ACTION_QUEUED,
-	ACTION_FAILED
+	ACTION_FAILED,
+	ACTION_FINALIZE				/* Tier-2: done or requeue-or-fail, by the gate */
 } ReapAction;
 
-static const char *const action_names[] = {"none", "deferred", "done", "queued", "failed"};
+static const char *const action_names[] = {"none", "deferred", "done", "queued", "failed", "finalize"};
 
 /* A locked candidate row. */
 typedef struct Candidate
@@ -222,6 +223,13 @@ prepare_statements(TargetTick *tt)
  * again, exactly, on the locked rows.  Tier-1 candidates with a live owner
  * are pruned too (no lock taken for them), and are re-checked under the
  * row lock like everything else.
+ *
+ * The run and the task are fetched per running job through LATERAL
+ * subqueries that OFFSET 0 keeps from being flattened into joins: the plan
+ * is then always an index scan of the running jobs with one index probe
+ * into runs and tasks each, so a tick costs what the running jobs cost,
+ * whatever the size of the tables.  (As plain joins, the planner prefers
+ * hashing all of runs once the running jobs are many.)
  */
 static Candidate *
 read_candidates(TargetTick *tt, int *count)
@@ -238,7 +246,8 @@ read_candidates(TargetTick *tt, int *count)
 				   "       j.attempts, j.max_attempts, j.started_at,"
 				   "       r.exit_code, r.finished_at, %s"
 				   "  FROM %s j"
-				   "  LEFT JOIN %s r ON r.id = j.run_id"
+				   "  LEFT JOIN LATERAL (SELECT r.exit_code, r.finished_at FROM %s r"
+				   "                      WHERE r.id = j.run_id OFFSET 0) r ON true"
 				   "  %s"
 				   " WHERE j.status = 'running'"
 				   "   AND ((r.exit_code IS NOT NULL AND r.finished_at <= $1)"
@@ -251,7 +260,9 @@ read_candidates(TargetTick *tt, int *count)
 				   qualified_rel(t->jobs),
 				   qualified_rel(t->runs),
 				   OidIsValid(t->tasks)
-				   ? psprintf("LEFT JOIN %s tk ON tk.id = j.task_id", qualified_rel(t->tasks))
+				   ? psprintf("LEFT JOIN LATERAL (SELECT tk.stage FROM %s tk"
+							  " WHERE tk.id = j.task_id OFFSET 0) tk ON true",
+							  qualified_rel(t->tasks))
 				   : "",
 				   tt->cat->qualified_schema);
 	args[0] = TimestampTzGetDatum(tt->now - USECS(finlive_finalize_grace));
@@ -317,7 +328,9 @@ gate_passes(TargetTick *tt, const Candidate *c)
 
 /*
  * Decide one locked job, in the contract's order.  Ownership is looked up
- * only where a tier depends on it, and now, under the row lock.
+ * only where a tier depends on it, and now, under the row lock.  Runs no
+ * application code: a Tier-2 finalization is returned as ACTION_FINALIZE,
+ * for the gate to settle inside the job's subtransaction.
  */
 static ReapAction
 decide(TargetTick *tt, const Candidate *c, int *tier, bool *deferred)
@@ -343,7 +356,7 @@ decide(TargetTick *tt, const Candidate *c, int *tier, bool *deferred)
 			else if (stage_guarded && tt->in_restart_window)
 				 /* owners may still be reconnecting: leave it */ ;
 			else
-				action = gate_passes(tt, c) ? ACTION_DONE : requeue_or_fail(c);
+				action = ACTION_FINALIZE;
 			*tier = 2;
 		}
 	}
@@ -408,18 +421,18 @@ log_reap(TargetTick *tt, const Candidate *c, int tier, ReapAction action, int32 
 }
 
 /*
- * Decide one job and carry the decision out.  Runs inside the job's
+ * Carry out a reap: settle a finalization with the gate, update the job,
+ * call on_reap, queue the NOTIFY, log.  Runs inside the job's
  * subtransaction; any error here undoes this job alone.
  */
 static ReapAction
-handle_job(TargetTick *tt, const Candidate *c, int *tier, bool *deferred)
+reap_job(TargetTick *tt, const Candidate *c, ReapAction action, int tier)
 {
-	ReapAction	action = decide(tt, c, tier, deferred);
 	OwnerInfo	owner;
 	int32		owner_pid = 0;
 
-	if (action == ACTION_NONE || action == ACTION_DEFER)
-		return action;
+	if (action == ACTION_FINALIZE)
+		action = gate_passes(tt, c) ? ACTION_DONE : requeue_or_fail(c);
 
 	if (ownership_lookup(c->job_id, &owner))
 		owner_pid = owner.pid;
@@ -436,14 +449,14 @@ handle_job(TargetTick *tt, const Candidate *c, int *tier, bool *deferred)
 
 		if (tt->hook_plan != NULL)
 		{
-			args[1] = Int32GetDatum(*tier);
+			args[1] = Int32GetDatum(tier);
 			args[2] = CStringGetTextDatum(action_names[action]);
 			if (SPI_execute_plan(tt->hook_plan, args, NULL, false, 0) < 0)
 				elog(ERROR, "on_reap hook %s failed", tt->target->on_reap_name);
 		}
-		notify_reaped(tt, c, *tier, action);
+		notify_reaped(tt, c, tier, action);
 	}
-	log_reap(tt, c, *tier, action, owner_pid);
+	log_reap(tt, c, tier, action, owner_pid);
 	return action;
 }
 
@@ -523,9 +536,8 @@ typedef struct JobWork
 {
 	TargetTick *tt;
 	const Candidate *c;
-	ReapAction	action;
+	ReapAction	action;			/* in: the decision; out: what was done */
 	int			tier;
-	bool		deferred;		/* Tier-2 deferred it (Tier-3 may still reap) */
 } JobWork;
 
 static void
@@ -533,7 +545,7 @@ job_work(void *arg)
 {
 	JobWork    *w = (JobWork *) arg;
 
-	w->action = handle_job(w->tt, w->c, &w->tier, &w->deferred);
+	w->action = reap_job(w->tt, w->c, w->action, w->tier);
 }
 
 /* The body of one target's tick, inside the target's subtransaction. */
@@ -550,13 +562,17 @@ target_work(void *arg)
 	tt->counters->jobs_examined += nrows;
 	for (i = 0; i < nrows; i++)
 	{
-		JobWork		w = {tt, &rows[i], ACTION_NONE, 0, false};
-		char	   *what = psprintf("reaping job " INT64_FORMAT " of target \"%s\"",
-									rows[i].job_id, tt->target_name);
+		JobWork		w = {tt, &rows[i], ACTION_NONE, 0};
+		bool		deferred;
 
-		if (!run_isolated(job_work, &w, tt->counters, what))
-			continue;
-		count_action(tt, w.action, w.tier, w.deferred);
+		w.action = decide(tt, &rows[i], &w.tier, &deferred);
+		/* only a reap runs application code, so only a reap needs a subtransaction */
+		if (w.action != ACTION_NONE && w.action != ACTION_DEFER &&
+			!run_isolated(job_work, &w, tt->counters,
+						  psprintf("reaping job " INT64_FORMAT " of target \"%s\"",
+								   rows[i].job_id, tt->target_name)))
+			w.action = ACTION_NONE;		/* rolled back: only the defer stands */
+		count_action(tt, w.action, w.tier, deferred);
 		if (w.action != ACTION_NONE)
 			emit_row(tt, &rows[i], w.tier, w.action);
 	}
