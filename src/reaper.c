@@ -224,12 +224,14 @@ prepare_statements(TargetTick *tt)
  * are pruned too (no lock taken for them), and are re-checked under the
  * row lock like everything else.
  *
- * The run and the task are fetched per running job through LATERAL
- * subqueries that OFFSET 0 keeps from being flattened into joins: the plan
- * is then always an index scan of the running jobs with one index probe
- * into runs and tasks each, so a tick costs what the running jobs cost,
- * whatever the size of the tables.  (As plain joins, the planner prefers
- * hashing all of runs once the running jobs are many.)
+ * Each running job's run is fetched through a LATERAL subquery that LIMIT 1
+ * keeps from being flattened into a join, and its stage by a scalar
+ * subquery evaluated only for the rows that pass the filter: the plan is
+ * then always an index scan of the running jobs with one index probe into
+ * runs each, so a tick costs what the running jobs cost, whatever the size
+ * of the tables.  (As plain joins, the planner hashes all of runs once the
+ * running jobs are many.)  LIMIT 1 also keeps a duplicated runs.id or
+ * tasks.id from showing a job twice.
  */
 static Candidate *
 read_candidates(TargetTick *tt, int *count)
@@ -247,8 +249,7 @@ read_candidates(TargetTick *tt, int *count)
 				   "       r.exit_code, r.finished_at, %s"
 				   "  FROM %s j"
 				   "  LEFT JOIN LATERAL (SELECT r.exit_code, r.finished_at FROM %s r"
-				   "                      WHERE r.id = j.run_id OFFSET 0) r ON true"
-				   "  %s"
+				   "                      WHERE r.id = j.run_id LIMIT 1) r ON true"
 				   " WHERE j.status = 'running'"
 				   "   AND ((r.exit_code IS NOT NULL AND r.finished_at <= $1)"
 				   "        OR ($4 AND r.exit_code IS NULL AND j.started_at <= $2"
@@ -256,14 +257,13 @@ read_candidates(TargetTick *tt, int *count)
 				   "        OR j.started_at <= $3)"
 				   " ORDER BY j.id"
 				   "   FOR UPDATE OF j SKIP LOCKED",
-				   OidIsValid(t->tasks) ? "tk.stage::pg_catalog.text" : "NULL::pg_catalog.text",
+				   OidIsValid(t->tasks)
+				   ? psprintf("(SELECT tk.stage::pg_catalog.text FROM %s tk"
+							  " WHERE tk.id = j.task_id LIMIT 1)",
+							  qualified_rel(t->tasks))
+				   : "NULL::pg_catalog.text",
 				   qualified_rel(t->jobs),
 				   qualified_rel(t->runs),
-				   OidIsValid(t->tasks)
-				   ? psprintf("LEFT JOIN LATERAL (SELECT tk.stage FROM %s tk"
-							  " WHERE tk.id = j.task_id OFFSET 0) tk ON true",
-							  qualified_rel(t->tasks))
-				   : "",
 				   tt->cat->qualified_schema);
 	args[0] = TimestampTzGetDatum(tt->now - USECS(finlive_finalize_grace));
 	args[1] = TimestampTzGetDatum(tt->now - USECS(finlive_claim_grace));
@@ -639,6 +639,10 @@ reaper_process_target(const FinliveCatalog *cat, const Target *target,
 						   SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	/* the candidate query's estimate crosses jit_above_cost; compiling it costs more than it runs */
+	(void) set_config_option("jit", "off",
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 
