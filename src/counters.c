@@ -49,26 +49,35 @@ counters_shmem_init(void)
 	}
 }
 
-/* Add one tick's (or one call's) counts; its timing replaces the last. */
+/*
+ * Add "from" into "into"; the timing of a tick replaces the last one.  No
+ * locking: for private accumulators, and under the spinlock below.
+ */
+void
+counters_accumulate(ReaperCounters *into, const ReaperCounters *from)
+{
+	int			i;
+
+	into->ticks += from->ticks;
+	into->jobs_examined += from->jobs_examined;
+	into->reaped_total += from->reaped_total;
+	for (i = 0; i < 3; i++)
+		into->reaped_tier[i] += from->reaped_tier[i];
+	into->finalizer_defers_total += from->finalizer_defers_total;
+	into->errors_total += from->errors_total;
+	if (from->ticks > 0)
+	{
+		into->last_tick_at = from->last_tick_at;
+		into->last_tick_ms = from->last_tick_ms;
+	}
+}
+
+/* Add one tick's (or one target's) counts to the shared counters. */
 void
 counters_add_tick(const ReaperCounters *tick)
 {
-	ReaperCounters *c = &counters_shared->counters;
-	int			i;
-
 	SpinLockAcquire(&counters_shared->mutex);
-	c->ticks += tick->ticks;
-	c->jobs_examined += tick->jobs_examined;
-	c->reaped_total += tick->reaped_total;
-	for (i = 0; i < 3; i++)
-		c->reaped_tier[i] += tick->reaped_tier[i];
-	c->finalizer_defers_total += tick->finalizer_defers_total;
-	c->errors_total += tick->errors_total;
-	if (tick->ticks > 0)
-	{
-		c->last_tick_at = tick->last_tick_at;
-		c->last_tick_ms = tick->last_tick_ms;
-	}
+	counters_accumulate(&counters_shared->counters, tick);
 	SpinLockRelease(&counters_shared->mutex);
 }
 

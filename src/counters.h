@@ -25,6 +25,7 @@ typedef struct ReaperCounters
 extern Size counters_shmem_size(void);
 extern void counters_shmem_request(void);
 extern void counters_shmem_init(void);
+extern void counters_accumulate(ReaperCounters *into, const ReaperCounters *from);
 extern void counters_add_tick(const ReaperCounters *tick);
 extern void counters_read(ReaperCounters *out);
 extern void counters_reset(void);

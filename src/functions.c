@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -228,10 +229,52 @@ finlive_stats_reset(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Counts of finlive_reap_once() calls whose transaction has not ended yet:
+ * they reach the shared counters only if it commits, as its reaps and log
+ * rows do.
+ */
+static ReaperCounters pending_counts;
+static bool pending_callback_registered = false;
+
+static void
+pending_counts_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			if (pending_counts.ticks > 0)
+				counters_add_tick(&pending_counts);
+			memset(&pending_counts, 0, sizeof(pending_counts));
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			memset(&pending_counts, 0, sizeof(pending_counts));
+			break;
+		default:
+			break;
+	}
+}
+
+/* Fold one call's counts into the transaction's pending counts. */
+static void
+add_pending_counts(const ReaperCounters *call)
+{
+	if (!pending_callback_registered)
+	{
+		RegisterXactCallback(pending_counts_xact_callback, NULL);
+		pending_callback_registered = true;
+	}
+	counters_accumulate(&pending_counts, call);
+}
+
+/*
  * finlive_reap_once() -> SETOF (target, job_id, tier, action)
  *
  * One tick over the current database's targets, in the caller's
- * transaction, on the worker's code path.
+ * transaction, on the worker's code path.  Its counts are added to the
+ * shared counters when the transaction commits.
  */
 Datum
 finlive_reap_once(PG_FUNCTION_ARGS)
@@ -266,6 +309,6 @@ finlive_reap_once(PG_FUNCTION_ARGS)
 	tick.ticks = 1;
 	tick.last_tick_at = GetCurrentTimestamp();
 	tick.last_tick_ms = (double) (tick.last_tick_at - start) / 1000.0;
-	counters_add_tick(&tick);
+	add_pending_counts(&tick);
 	return (Datum) 0;
 }

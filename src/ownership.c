@@ -226,6 +226,14 @@ stage_acquire(const char *stage)
 	s = (StageName *) hash_search(stage_pool, stage, HASH_ENTER_NULL, &found);
 	if (s == NULL)
 	{
+		/* stale registry entries may hold the names: verify all, retry once */
+		LWLockRelease(StagePoolLock());
+		pfree(ownership_list(InvalidOid, NULL));
+		LWLockAcquire(StagePoolLock(), LW_EXCLUSIVE);
+		s = (StageName *) hash_search(stage_pool, stage, HASH_ENTER_NULL, &found);
+	}
+	if (s == NULL)
+	{
 		LWLockRelease(StagePoolLock());
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -436,12 +444,13 @@ ownership_mark(int64 job_id, bool run_id_isnull, int64 run_id,
 	/*
 	 * Everything that can fail is done before the job's lock is taken, so an
 	 * error can never leave a finlive lock without its entry.  A token taken
-	 * here and not used (a re-mark, a busy job) only leaves a gap.
+	 * here and not used (a re-mark, a busy job) only leaves a gap; a job left
+	 * in local_owned by an error is harmless (clearing checks the lock).
 	 */
 	ensure_local_state();
-	hash_search(local_owned, &job_id, HASH_ENTER, &in_local);
-	new_stage = stage_acquire(stage);
 	new_token = tokens_next(now);
+	hash_search(local_owned, &job_id, HASH_ENTER, &in_local);
+	new_stage = stage_acquire(stage);	/* last: nothing after it can fail */
 	set_lock_tag(&tag, MyDatabaseId, job_id);
 
 retry:

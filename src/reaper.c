@@ -201,7 +201,7 @@ prepare_statements(TargetTick *tt)
 	Oid			log_types[7] = {OIDOID, INT8OID, INT4OID, TEXTOID, TEXTOID, INT4OID, BOOLOID};
 
 	tt->update_plan = prepare(psprintf("UPDATE %s SET status = $2, attempts = attempts + $3"
-									   " WHERE id = $1",
+									   " WHERE id = $1 AND status = 'running'",
 									   qualified_rel(t->jobs)),
 							  3, update_types);
 	if (OidIsValid(t->gate))
@@ -244,11 +244,18 @@ read_candidates(TargetTick *tt, int *count)
 	Candidate  *rows;
 	uint64		i;
 
+	/*
+	 * Every column is cast to the type read below: a column whose type was
+	 * altered after registration then converts, or fails the target's tick,
+	 * and is never misread.
+	 */
 	sql = psprintf("SELECT j.id::pg_catalog.int8, j.status::pg_catalog.text,"
-				   "       j.attempts, j.max_attempts, j.started_at,"
+				   "       j.attempts::pg_catalog.int4, j.max_attempts::pg_catalog.int4,"
+				   "       j.started_at::pg_catalog.timestamptz,"
 				   "       r.exit_code, r.finished_at, %s"
 				   "  FROM %s j"
-				   "  LEFT JOIN LATERAL (SELECT r.exit_code, r.finished_at FROM %s r"
+				   "  LEFT JOIN LATERAL (SELECT r.exit_code::pg_catalog.int4,"
+				   "                            r.finished_at::pg_catalog.timestamptz FROM %s r"
 				   "                      WHERE r.id = j.run_id LIMIT 1) r ON true"
 				   " WHERE j.status = 'running'"
 				   "   AND ((r.exit_code IS NOT NULL AND r.finished_at <= $1)"
@@ -402,8 +409,7 @@ log_reap(TargetTick *tt, const Candidate *c, int tier, ReapAction action, int32 
 {
 	Datum		args[7];
 	char		nulls[7] = "       ";
-	Oid			save_userid;
-	int			save_sec;
+	RoleSwitch	sw;
 
 	args[0] = ObjectIdGetDatum(tt->target->jobs);
 	args[1] = Int64GetDatum(c->job_id);
@@ -414,10 +420,10 @@ log_reap(TargetTick *tt, const Candidate *c, int tier, ReapAction action, int32 
 	nulls[5] = owner_pid != 0 ? ' ' : 'n';
 	args[6] = BoolGetDatum(finlive_dry_run);
 
-	targets_switch_to_owner(tt->cat, &save_userid, &save_sec);
+	targets_become(tt->cat->owner, &sw);
 	if (SPI_execute_plan(tt->log_plan, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write finlive_reap_log");
-	SetUserIdAndSecContext(save_userid, save_sec);
+	targets_restore(&sw);
 }
 
 /*
@@ -446,6 +452,14 @@ reap_job(TargetTick *tt, const Candidate *c, ReapAction action, int tier)
 		args[2] = Int32GetDatum(action == ACTION_QUEUED ? 1 : 0);
 		if (SPI_execute_plan(tt->update_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not update job " INT64_FORMAT, c->job_id);
+
+		/*
+		 * Nothing changed (a gate, a trigger or a nested tick finished the
+		 * job since it was read, or a trigger refused the update): then
+		 * there was no reap, and no hook, NOTIFY or log row for one.
+		 */
+		if (SPI_processed == 0)
+			return ACTION_NONE;
 
 		if (tt->hook_plan != NULL)
 		{
@@ -615,9 +629,7 @@ reaper_process_target(const FinliveCatalog *cat, const Target *target,
 					  ReaperCounters *tick, ReturnSetInfo *rsinfo)
 {
 	TargetTick	tt;
-	Oid			save_userid;
-	int			save_sec;
-	int			save_nestlevel;
+	RoleSwitch	sw;
 
 	memset(&tt, 0, sizeof(tt));
 	tt.cat = cat;
@@ -633,14 +645,7 @@ reaper_process_target(const FinliveCatalog *cat, const Target *target,
 	tt.rsinfo = rsinfo;
 
 	/* act as the registering role, with a search_path no one can hijack */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(target->registered_by,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	targets_become(target->registered_by, &sw);
 	/* the candidate query's estimate crosses jit_above_cost; compiling it costs more than it runs */
 	(void) set_config_option("jit", "off",
 							 PGC_USERSET, PGC_S_SESSION,
@@ -649,6 +654,5 @@ reaper_process_target(const FinliveCatalog *cat, const Target *target,
 	run_isolated(target_work, &tt, tick,
 				 psprintf("reaping target \"%s\"", tt.target_name));
 
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	targets_restore(&sw);
 }

@@ -28,6 +28,7 @@
 #include "optimizer/optimizer.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
@@ -73,43 +74,62 @@ static const ColumnRule tasks_columns[] = {
 };
 
 /*
+ * Act as "role" in a restricted security context (no SET ROLE or SET
+ * SESSION AUTHORIZATION back to whoever called us), with search_path =
+ * pg_catalog, pg_temp: no function or operator of anybody else's can be
+ * resolved from here.  Every query finlive runs goes through this, as the
+ * owner of its tables or as a target's registrant.  targets_restore() undoes
+ * it; on an error, (sub)transaction abort does.
+ */
+void
+targets_become(Oid role, RoleSwitch *sw)
+{
+	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec);
+	SetUserIdAndSecContext(role,
+						   sw->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	sw->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+void
+targets_restore(RoleSwitch *sw)
+{
+	AtEOXact_GUC(true, sw->save_nestlevel);
+	SetUserIdAndSecContext(sw->save_userid, sw->save_sec);
+}
+
+/*
  * Find the extension's schema and the owner of its internal tables.  False
  * when finlive is not installed in the current database.  Needs SPI.
  */
 bool
 targets_catalog(FinliveCatalog *cat)
 {
+	RoleSwitch	sw;
 	bool		isnull;
+	bool		found;
 
+	targets_become(GetUserId(), &sw);
 	if (SPI_execute("SELECT e.extnamespace, c.relowner"
 					"  FROM pg_catalog.pg_extension e"
 					"  JOIN pg_catalog.pg_class c"
 					"    ON c.relnamespace = e.extnamespace AND c.relname = 'finlive_target'"
 					" WHERE e.extname = 'finlive'", true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up the finlive extension");
-	if (SPI_processed == 0)
-		return false;
-	cat->schema = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1, &isnull));
-	cat->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-												SPI_tuptable->tupdesc, 2, &isnull));
-	cat->qualified_schema = pstrdup(quote_identifier(get_namespace_name(cat->schema)));
-	return true;
-}
-
-/*
- * Act as the owner of finlive's tables, in a restricted security context,
- * for reading and writing them.  The caller restores *save_userid and
- * *save_sec with SetUserIdAndSecContext (error paths are restored by
- * transaction or subtransaction abort).
- */
-void
-targets_switch_to_owner(const FinliveCatalog *cat, Oid *save_userid, int *save_sec)
-{
-	GetUserIdAndSecContext(save_userid, save_sec);
-	SetUserIdAndSecContext(cat->owner,
-						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	targets_restore(&sw);
+	found = SPI_processed > 0;
+	if (found)
+	{
+		cat->schema = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+		cat->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 2, &isnull));
+		cat->qualified_schema = pstrdup(quote_identifier(get_namespace_name(cat->schema)));
+	}
+	return found;
 }
 
 static char *
@@ -138,8 +158,7 @@ targets_load(const FinliveCatalog *cat)
 {
 	char	   *sql;
 	List	   *result = NIL;
-	Oid			save_userid;
-	int			save_sec;
+	RoleSwitch	sw;
 	MemoryContext caller = CurrentMemoryContext;
 	uint64		i;
 
@@ -149,10 +168,10 @@ targets_load(const FinliveCatalog *cat)
 				   "       claim_owned, registered_by::oid"
 				   "  FROM %s.finlive_target ORDER BY jobs",
 				   cat->qualified_schema);
-	targets_switch_to_owner(cat, &save_userid, &save_sec);
+	targets_become(cat->owner, &sw);
 	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read finlive_target");
-	SetUserIdAndSecContext(save_userid, save_sec);
+	targets_restore(&sw);
 
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -310,17 +329,17 @@ registrant_of(const FinliveCatalog *cat, Oid jobs)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(jobs)};
-	Oid			save_userid;
-	int			save_sec;
+	RoleSwitch	sw;
 	Oid			result = InvalidOid;
 	char	   *sql;
 
-	sql = psprintf("SELECT registered_by::oid FROM %s.finlive_target WHERE jobs = $1::regclass",
+	sql = psprintf("SELECT registered_by::oid FROM %s.finlive_target"
+				   " WHERE jobs::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
 				   cat->qualified_schema);
-	targets_switch_to_owner(cat, &save_userid, &save_sec);
+	targets_become(cat->owner, &sw);
 	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read finlive_target");
-	SetUserIdAndSecContext(save_userid, save_sec);
+	targets_restore(&sw);
 	if (SPI_processed > 0)
 		result = spi_oid(SPI_tuptable->vals[0], 1);
 	return result;
@@ -363,8 +382,7 @@ finlive_register(PG_FUNCTION_ARGS)
 				gate = InvalidOid;
 	bool		claim_owned;
 	FinliveCatalog cat;
-	Oid			save_userid;
-	int			save_sec;
+	RoleSwitch	sw;
 	Oid			argtypes[7] = {OIDOID, OIDOID, OIDOID, TEXTOID, TEXTOID, BOOLOID, OIDOID};
 	Datum		args[7];
 	char		nulls[7] = "       ";
@@ -439,10 +457,10 @@ finlive_register(PG_FUNCTION_ARGS)
 				   " claim_owned = excluded.claim_owned, registered_by = excluded.registered_by,"
 				   " registered_at = now()",
 				   cat.qualified_schema);
-	targets_switch_to_owner(&cat, &save_userid, &save_sec);
+	targets_become(cat.owner, &sw);
 	if (SPI_execute_with_args(sql, 7, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write finlive_target");
-	SetUserIdAndSecContext(save_userid, save_sec);
+	targets_restore(&sw);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -456,8 +474,7 @@ finlive_unregister(PG_FUNCTION_ARGS)
 	Oid			jobs = PG_GETARG_OID(0);
 	FinliveCatalog cat;
 	Oid			registrant;
-	Oid			save_userid;
-	int			save_sec;
+	RoleSwitch	sw;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(jobs)};
 	char	   *sql;
@@ -472,12 +489,13 @@ finlive_unregister(PG_FUNCTION_ARGS)
 	}
 	check_registrant(registrant, jobs, "unregister");
 
-	sql = psprintf("DELETE FROM %s.finlive_target WHERE jobs = $1::regclass",
+	sql = psprintf("DELETE FROM %s.finlive_target"
+				   " WHERE jobs::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
 				   cat.qualified_schema);
-	targets_switch_to_owner(&cat, &save_userid, &save_sec);
+	targets_become(cat.owner, &sw);
 	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not write finlive_target");
-	SetUserIdAndSecContext(save_userid, save_sec);
+	targets_restore(&sw);
 	SPI_finish();
 	PG_RETURN_BOOL(true);
 }

@@ -32,9 +32,17 @@ typedef struct Target
 	Oid			registered_by;
 } Target;
 
+/* What targets_become() changed, for targets_restore(). */
+typedef struct RoleSwitch
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			save_nestlevel;
+} RoleSwitch;
+
 extern bool targets_catalog(FinliveCatalog *cat);
 extern List *targets_load(const FinliveCatalog *cat);
-extern void targets_switch_to_owner(const FinliveCatalog *cat,
-									Oid *save_userid, int *save_sec);
+extern void targets_become(Oid role, RoleSwitch *sw);
+extern void targets_restore(RoleSwitch *sw);
 
 #endif							/* FINLIVE_TARGETS_H */

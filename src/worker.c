@@ -136,23 +136,24 @@ worker_tick(MemoryContext tick_cxt)
 			elog(ERROR, "SPI_connect failed");
 		if (targets_catalog(&cat))
 		{
-			Oid			save_userid;
-			int			save_sec;
+			RoleSwitch	sw;
 			MemoryContext spi = MemoryContextSwitchTo(tick_cxt);
 			char	   *sql;
+			Oid			argtypes[1] = {TIMESTAMPTZOID};
+			Datum		args[1];
 
 			cat.qualified_schema = pstrdup(cat.qualified_schema);
 			targets = targets_load(&cat);
 			MemoryContextSwitchTo(spi);
 
-			sql = psprintf("DELETE FROM %s.finlive_reap_log WHERE at < now() - $1 * interval '1 second'",
+			sql = psprintf("DELETE FROM %s.finlive_reap_log WHERE at OPERATOR(pg_catalog.<) $1",
 						   cat.qualified_schema);
-			targets_switch_to_owner(&cat, &save_userid, &save_sec);
-			if (SPI_execute_with_args(sql, 1, (Oid[]) {INT4OID},
-									  (Datum[]) {Int32GetDatum(finlive_log_retention)},
-									  NULL, false, 0) != SPI_OK_DELETE)
+			args[0] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
+										  (TimestampTz) finlive_log_retention * USECS_PER_SEC);
+			targets_become(cat.owner, &sw);
+			if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 				elog(ERROR, "could not trim finlive_reap_log");
-			SetUserIdAndSecContext(save_userid, save_sec);
+			targets_restore(&sw);
 		}
 		SPI_finish();
 	}
@@ -161,15 +162,20 @@ worker_tick(MemoryContext tick_cxt)
 
 	foreach(lc, targets)
 	{
+		ReaperCounters target_counts;
+
+		memset(&target_counts, 0, sizeof(target_counts));
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		reaper_process_target(&cat, (Target *) lfirst(lc), &tick, NULL);
+		reaper_process_target(&cat, (Target *) lfirst(lc), &target_counts, NULL);
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		/* counted once committed, so the counters agree with the log */
+		counters_add_tick(&target_counts);
 	}
 
 	if (installed)
