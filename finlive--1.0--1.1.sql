@@ -118,6 +118,10 @@ BEGIN
            AND (f.tasks IS NULL OR pg_catalog.has_table_privilege(f.tasks, 'SELECT'))
          ORDER BY f.jobs::pg_catalog.text
     LOOP
+      -- A target whose tables were altered since registration (a column
+      -- dropped, renamed or retyped) is skipped with a WARNING, so the
+      -- diagnostics of the other targets still work when one breaks.
+      BEGIN
         RETURN QUERY EXECUTE pg_catalog.format($q$
             SELECT %1$L::pg_catalog.regclass,
                    j.id::pg_catalog.int8,
@@ -153,6 +157,9 @@ BEGIN
             CASE WHEN t.tasks IS NULL THEN 'NULL::pg_catalog.text'
                  ELSE 'tk.stage::pg_catalog.text' END)
         USING enabled, stages, guard_all;
+      EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'finlive: cannot read target %: %', t.jobs, SQLERRM;
+      END;
     END LOOP;
 END;
 $$;
