@@ -1,0 +1,43 @@
+-- Harness for rows 3 and 4: run n ticks of one reaper, each in a
+-- transaction of its own like the worker's, timed inside the server (no
+-- client round trip on either side), and keep what each tick did so the
+-- two reapers can be shown to do the same work.
+CREATE TABLE bench_tick (
+    reaper  text    NOT NULL,
+    label   text    NOT NULL,
+    ms      float8  NOT NULL,
+    actions integer NOT NULL,
+    defers  integer NOT NULL
+);
+
+CREATE PROCEDURE bench_ticks(p_reaper text, p_label text, p_n integer)
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    t0 timestamptz;
+    n_actions integer;
+    n_defers integer;
+BEGIN
+    FOR i IN 1 .. p_n LOOP
+        t0 := clock_timestamp();
+        IF p_reaper = 'finlive' THEN
+            SELECT count(*), count(*) FILTER (WHERE r.action = 'deferred')
+              INTO n_actions, n_defers
+              FROM finlive_reap_once() r;
+        ELSIF p_reaper = 'plpgsql' THEN
+            SELECT count(*), count(*) FILTER (WHERE r.action = 'deferred')
+              INTO n_actions, n_defers
+              FROM plpgsql_reap_once() r;
+        ELSE
+            SELECT count(*), count(*) FILTER (WHERE r.action = 'deferred')
+              INTO n_actions, n_defers
+              FROM plpgsql_reap_once_plain() r;
+        END IF;
+        INSERT INTO bench_tick
+        VALUES (p_reaper, p_label,
+                extract(epoch FROM clock_timestamp() - t0) * 1000,
+                n_actions, n_defers);
+        COMMIT;
+    END LOOP;
+END;
+$fn$;
