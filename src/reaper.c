@@ -164,18 +164,35 @@ in_restart_window(void)
 	return GetCurrentTimestamp() - start < USECS(finlive_restart_grace);
 }
 
+/*
+ * Schema-qualified, quoted names for building a target's SQL.  A table or
+ * function dropped by another session while the tick waited for a lock is
+ * an error here (failing this target's tick with a WARNING), not a NULL.
+ */
 static char *
 qualified_rel(Oid relid)
 {
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
+	char	   *relname = get_rel_name(relid);
+	char	   *nspname = relname ? get_namespace_name(get_rel_namespace(relid)) : NULL;
+
+	if (relname == NULL || nspname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table with OID %u was dropped during the tick", relid)));
+	return quote_qualified_identifier(nspname, relname);
 }
 
 static char *
 qualified_func(Oid funcid)
 {
-	return quote_qualified_identifier(get_namespace_name(get_func_namespace(funcid)),
-									  get_func_name(funcid));
+	char	   *funcname = get_func_name(funcid);
+	char	   *nspname = funcname ? get_namespace_name(get_func_namespace(funcid)) : NULL;
+
+	if (funcname == NULL || nspname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function with OID %u was dropped during the tick", funcid)));
+	return quote_qualified_identifier(nspname, funcname);
 }
 
 static SPIPlanPtr

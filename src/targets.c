@@ -26,6 +26,7 @@
 #include "miscadmin.h"
 #include "nodes/nodes.h"
 #include "optimizer/optimizer.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -403,7 +404,15 @@ finlive_register(PG_FUNCTION_ARGS)
 		gate = PG_GETARG_OID(4);
 	claim_owned = PG_GETARG_BOOL(5);
 
-	/* a dangling OID (regclass from a number) is not a table */
+	/*
+	 * Lock the tables so that nobody drops them while they are validated;
+	 * then a dangling OID (a regclass made from a number, or a table dropped
+	 * meanwhile) shows as a missing table.
+	 */
+	LockRelationOid(jobs, AccessShareLock);
+	LockRelationOid(runs, AccessShareLock);
+	if (OidIsValid(tasks))
+		LockRelationOid(tasks, AccessShareLock);
 	if (get_rel_name(jobs) == NULL || get_rel_name(runs) == NULL ||
 		(OidIsValid(tasks) && get_rel_name(tasks) == NULL))
 		ereport(ERROR,
