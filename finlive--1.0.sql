@@ -88,12 +88,31 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'finlive_unregister'
 LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 
+-- SECURITY DEFINER: resolving a hook's signature needs USAGE on its schema,
+-- which a role reading the list need not have.
+CREATE FUNCTION finlive_targets(
+    OUT jobs regclass,
+    OUT runs regclass,
+    OUT tasks regclass,
+    OUT on_reap regprocedure,
+    OUT gate regprocedure,
+    OUT claim_owned boolean,
+    OUT registered_by regrole,
+    OUT registered_at timestamptz)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.jobs, t.runs, t.tasks,
+           pg_catalog.to_regprocedure(t.on_reap),
+           pg_catalog.to_regprocedure(t.gate),
+           t.claim_owned, t.registered_by, t.registered_at
+      FROM @extschema@.finlive_target t
+     ORDER BY t.jobs::pg_catalog.oid
+$$;
+
 CREATE VIEW finlive_targets AS
-    SELECT jobs, runs, tasks,
-           pg_catalog.to_regprocedure(on_reap) AS on_reap,
-           pg_catalog.to_regprocedure(gate) AS gate,
-           claim_owned, registered_by, registered_at
-      FROM finlive_target;
+    SELECT * FROM finlive_targets();
 
 -- Dropping a registered table unregisters its target, so a dropped table
 -- never lingers as a dangling OID.  SECURITY DEFINER: the role that drops the

@@ -277,7 +277,7 @@ read_candidates(TargetTick *tt, int *count)
 				   " WHERE j.status = 'running'"
 				   "   AND ((r.exit_code IS NOT NULL AND r.finished_at <= $1)"
 				   "        OR ($4 AND r.exit_code IS NULL AND j.started_at <= $2"
-				   "            AND NOT %s.finlive_is_active(j.id))"
+				   "            AND NOT %s.finlive_is_active(j.id::pg_catalog.int8))"
 				   "        OR j.started_at <= $3)"
 				   " ORDER BY j.id"
 				   "   FOR UPDATE OF j SKIP LOCKED",
