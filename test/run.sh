@@ -9,10 +9,12 @@
 #     regress isolation tap   the extension's own suites (pg_regress, isolation, TAP)
 #     python                  the Python client against a server and a PgBouncer
 #     package                 the Debian package: built, installed with apt, checked
+#     fuzz                    thousands of bad calls; tables altered under the reaper
+#     chaos                   a simulated orchestrator under injected faults (short form)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-suites=${SUITES:-"regress isolation tap python package"}
+suites=${SUITES:-"regress isolation tap python package fuzz chaos"}
 
 # shellcheck source=test/deps.sh
 . "$here/test/deps.sh"
@@ -68,6 +70,8 @@ for s in $suites; do
 	tap)       run_suite "TAP" installcheck-tap ;;
 	python)    run_script "Python client" bash "$here/clients/python/run-tests.sh" ;;
 	package)   run_script "Debian package" bash "$here/packaging/build-deb.sh" ;;
+	fuzz)      run_script "fuzz pass" bash "$here/test/fuzz/run.sh" ;;
+	chaos)     run_script "chaos run (short)" env CHAOS_MODE=short bash "$here/test/chaos/run.sh" ;;
 	*) echo "unknown suite $s" >&2; exit 2 ;;
 	esac
 done
