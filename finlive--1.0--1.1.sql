@@ -33,6 +33,8 @@ RETURNS SETOF record
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- raises 55000 when finlive was not preloaded, like every finlive function
+    SELECT @extschema@.finlive_is_active(NULL);
     SELECT t.jobs,
            CASE
              WHEN c_jobs.oid IS NULL THEN 'its jobs table no longer exists'
@@ -51,11 +53,11 @@ AS $$
       LEFT JOIN pg_catalog.pg_class c_runs ON c_runs.oid = t.runs
       LEFT JOIN pg_catalog.pg_class c_tasks ON c_tasks.oid = t.tasks
       LEFT JOIN pg_catalog.pg_roles r ON r.oid = t.registered_by
-     WHERE c_jobs.oid IS NULL OR c_runs.oid IS NULL
+     WHERE (c_jobs.oid IS NULL OR c_runs.oid IS NULL
         OR (t.tasks IS NOT NULL AND c_tasks.oid IS NULL)
         OR (t.on_reap IS NOT NULL AND pg_catalog.to_regprocedure(t.on_reap) IS NULL)
         OR (t.gate IS NOT NULL AND pg_catalog.to_regprocedure(t.gate) IS NULL)
-        OR r.oid IS NULL
+        OR r.oid IS NULL)
      ORDER BY t.jobs::pg_catalog.oid
 $$;
 
@@ -93,10 +95,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t record;
-    enabled boolean := pg_catalog.current_setting('finlive.enabled')::boolean;
+    enabled boolean;
     stages text[];
     guard_all boolean;
 BEGIN
+    -- raises 55000 without the preload, like every finlive function
+    PERFORM @extschema@.finlive_is_active(NULL);
+    enabled := pg_catalog.current_setting('finlive.enabled')::boolean;
     -- finlive.guarded_stages as the reaper reads it: a comma list, blanks
     -- around names ignored, a name may be double-quoted, "*" guards all.
     SELECT COALESCE(pg_catalog.array_agg(s) FILTER (WHERE s <> ''), '{}'),
@@ -194,7 +199,11 @@ LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 WITH grace AS (
-    SELECT pg_catalog.current_setting('finlive.finalize_grace')::pg_catalog.interval AS g
+    -- finlive_is_active() raises 55000 without the preload, like every
+    -- finlive function; otherwise it is false and the CASE takes the setting
+    SELECT CASE WHEN @extschema@.finlive_is_active(NULL) THEN NULL
+                ELSE pg_catalog.current_setting('finlive.finalize_grace')::pg_catalog.interval
+           END AS g
 ), targets AS (
     SELECT f.jobs, f.runs, f.tasks FROM @extschema@.finlive_targets f
 ), unreadable AS (

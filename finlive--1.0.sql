@@ -103,6 +103,8 @@ RETURNS SETOF record
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- raises 55000 when finlive was not preloaded, like every finlive function
+    SELECT @extschema@.finlive_is_active(NULL);
     SELECT t.jobs, t.runs, t.tasks,
            pg_catalog.to_regprocedure(t.on_reap),
            pg_catalog.to_regprocedure(t.gate),
