@@ -48,7 +48,12 @@ my @calls = (
 	'SELECT * FROM finlive_reap_once()',
 	'SELECT * FROM finlive_stats()',
 	'SELECT * FROM finlive_stats',
-	'SELECT finlive_stats_reset()');
+	'SELECT finlive_stats_reset()',
+	'SELECT * FROM finlive_targets()',
+	'SELECT * FROM finlive_targets',
+	'SELECT * FROM finlive_target_problems()',
+	'SELECT * FROM finlive_running_jobs',
+	'SELECT * FROM finlive_audit()');
 
 # Every call, in a fresh session each time (the library is loaded anew).
 sub check_every_function
