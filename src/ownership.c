@@ -363,11 +363,18 @@ ownership_session_exit(int code, Datum arg)
 {
 	HASH_SEQ_STATUS status;
 	int64	   *job;
-	int			dropped = 0;
+	long		owned = 0;
 	uint32		waker;
 
 	if (local_owned == NULL || own_shared == NULL)
 		return;
+
+	/*
+	 * Wake the worker if this session owned anything, even if a probe from
+	 * another session has already dropped our entries (our locks went away
+	 * just before this callback): the jobs still need a tick now.
+	 */
+	owned = hash_get_num_entries(local_owned);
 	hash_seq_init(&status, local_owned);
 	while ((job = (int64 *) hash_seq_search(&status)) != NULL)
 	{
@@ -384,7 +391,6 @@ ownership_session_exit(int code, Datum arg)
 		{
 			stage = entry->stage;
 			registry_remove(&key, hashcode);
-			dropped++;
 		}
 		/* normally already released by ShutdownPostgres */
 		set_lock_tag(&tag, MyDatabaseId, *job);
@@ -393,7 +399,7 @@ ownership_session_exit(int code, Datum arg)
 		LWLockRelease(plock);
 		stage_release(stage);
 	}
-	if (dropped > 0)
+	if (owned > 0)
 	{
 		pg_atomic_fetch_add_u64(&own_shared->owner_exits, 1);
 		waker = pg_atomic_read_u32(&own_shared->waker);

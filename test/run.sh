@@ -11,10 +11,12 @@
 #     package                 the Debian package: built, installed with apt, checked
 #     fuzz                    thousands of bad calls; tables altered under the reaper
 #     chaos                   a simulated orchestrator under injected faults (short form)
+#     asan                    the suites, 10^6 mark/clear cycles and the fuzz pass against
+#                             finlive built with AddressSanitizer and UBSan
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-suites=${SUITES:-"regress isolation tap python package fuzz chaos"}
+suites=${SUITES:-"regress isolation tap python package fuzz chaos asan"}
 
 # shellcheck source=test/deps.sh
 . "$here/test/deps.sh"
@@ -70,8 +72,10 @@ for s in $suites; do
 	tap)       run_suite "TAP" installcheck-tap ;;
 	python)    run_script "Python client" bash "$here/clients/python/run-tests.sh" ;;
 	package)   run_script "Debian package" bash "$here/packaging/build-deb.sh" ;;
-	fuzz)      run_script "fuzz pass" bash "$here/test/fuzz/run.sh" ;;
-	chaos)     run_script "chaos run (short)" env CHAOS_MODE=short bash "$here/test/chaos/run.sh" ;;
+	fuzz)      run_script "fuzz pass" env FINLIVE_SKIP_INSTALL=1 bash "$here/test/fuzz/run.sh" ;;
+	chaos)     run_script "chaos run (short)" env CHAOS_MODE=short FINLIVE_SKIP_INSTALL=1 \
+			bash "$here/test/chaos/run.sh" ;;
+	asan)      run_script "sanitizers" bash "$here/test/asan/run.sh" ;;
 	*) echo "unknown suite $s" >&2; exit 2 ;;
 	esac
 done
