@@ -351,6 +351,37 @@ ownership_lookup(int64 job_id, OwnerInfo *info)
 }
 
 /*
+ * Release one job of this session: its lock if still held, its registry
+ * entry if still ours.  True if the lock was held.
+ */
+static bool
+release_job(int64 job_id)
+{
+	OwnerKey	key = {MyDatabaseId, 0, job_id};
+	uint32		hashcode = get_hash_value(registry, &key);
+	LWLock	   *plock = partition_lock(hashcode);
+	LOCKTAG		tag;
+	OwnerEntry *entry;
+	StageName  *stage = NULL;
+	bool		held;
+
+	set_lock_tag(&tag, MyDatabaseId, job_id);
+	LWLockAcquire(plock, LW_EXCLUSIVE);
+	held = LockHeldByMe(&tag, ExclusiveLock);
+	entry = hash_search_with_hash_value(registry, &key, hashcode, HASH_FIND, NULL);
+	if (entry != NULL && entry_is_mine(entry))
+	{
+		stage = entry->stage;
+		registry_remove(&key, hashcode);
+	}
+	if (held)
+		LockRelease(&tag, ExclusiveLock, true);
+	LWLockRelease(plock);
+	stage_release(stage);
+	return held;
+}
+
+/*
  * Session exit: drop this backend's registry entries and wake the worker,
  * so a job whose finalizer just died is reaped at once.  Registered with
  * on_shmem_exit, so it runs after ShutdownPostgres has aborted the
@@ -376,29 +407,9 @@ ownership_session_exit(int code, Datum arg)
 	 */
 	owned = hash_get_num_entries(local_owned);
 	hash_seq_init(&status, local_owned);
+	/* the locks are normally gone already, released by ShutdownPostgres */
 	while ((job = (int64 *) hash_seq_search(&status)) != NULL)
-	{
-		OwnerKey	key = {MyDatabaseId, 0, *job};
-		uint32		hashcode = get_hash_value(registry, &key);
-		LWLock	   *plock = partition_lock(hashcode);
-		OwnerEntry *entry;
-		StageName  *stage = NULL;
-		LOCKTAG		tag;
-
-		LWLockAcquire(plock, LW_EXCLUSIVE);
-		entry = hash_search_with_hash_value(registry, &key, hashcode, HASH_FIND, NULL);
-		if (entry != NULL && entry_is_mine(entry))
-		{
-			stage = entry->stage;
-			registry_remove(&key, hashcode);
-		}
-		/* normally already released by ShutdownPostgres */
-		set_lock_tag(&tag, MyDatabaseId, *job);
-		if (LockHeldByMe(&tag, ExclusiveLock))
-			LockRelease(&tag, ExclusiveLock, true);
-		LWLockRelease(plock);
-		stage_release(stage);
-	}
+		(void) release_job(*job);
 	if (owned > 0)
 	{
 		pg_atomic_fetch_add_u64(&own_shared->owner_exits, 1);
@@ -527,34 +538,6 @@ retry:
 	LWLockRelease(plock);
 	stage_release(old_stage);
 	return true;
-}
-
-/* Release one job; true if this session owned it. */
-static bool
-release_job(int64 job_id)
-{
-	OwnerKey	key = {MyDatabaseId, 0, job_id};
-	uint32		hashcode = get_hash_value(registry, &key);
-	LWLock	   *plock = partition_lock(hashcode);
-	LOCKTAG		tag;
-	OwnerEntry *entry;
-	StageName  *stage = NULL;
-	bool		held;
-
-	set_lock_tag(&tag, MyDatabaseId, job_id);
-	LWLockAcquire(plock, LW_EXCLUSIVE);
-	held = LockHeldByMe(&tag, ExclusiveLock);
-	entry = hash_search_with_hash_value(registry, &key, hashcode, HASH_FIND, NULL);
-	if (entry != NULL && entry_is_mine(entry))
-	{
-		stage = entry->stage;
-		registry_remove(&key, hashcode);
-	}
-	if (held)
-		LockRelease(&tag, ExclusiveLock, true);
-	LWLockRelease(plock);
-	stage_release(stage);
-	return held;
 }
 
 bool

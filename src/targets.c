@@ -133,14 +133,6 @@ targets_catalog(FinliveCatalog *cat)
 	return found;
 }
 
-static char *
-spi_text(HeapTuple tuple, int col)
-{
-	char	   *value = SPI_getvalue(tuple, SPI_tuptable->tupdesc, col);
-
-	return value;				/* NULL for SQL NULL */
-}
-
 static Oid
 spi_oid(HeapTuple tuple, int col)
 {
@@ -179,8 +171,9 @@ targets_load(const FinliveCatalog *cat)
 		HeapTuple	tuple = SPI_tuptable->vals[i];
 		MemoryContext spi = MemoryContextSwitchTo(caller);
 		Target	   *t = palloc0(sizeof(Target));
-		char	   *on_reap = spi_text(tuple, 4);
-		char	   *gate = spi_text(tuple, 6);
+		char	   *on_reap = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 4);
+		char	   *gate = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 6);
+		bool		isnull;
 
 		t->jobs = spi_oid(tuple, 1);
 		t->runs = spi_oid(tuple, 2);
@@ -189,7 +182,7 @@ targets_load(const FinliveCatalog *cat)
 		t->on_reap = spi_oid(tuple, 5);
 		t->gate_name = gate ? pstrdup(gate) : NULL;
 		t->gate = spi_oid(tuple, 7);
-		t->claim_owned = (strcmp(spi_text(tuple, 8), "t") == 0);
+		t->claim_owned = DatumGetBool(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 8, &isnull));
 		t->registered_by = spi_oid(tuple, 9);
 		result = lappend(result, t);
 		MemoryContextSwitchTo(spi);
