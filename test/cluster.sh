@@ -1,11 +1,14 @@
-# Sourced by the demo and bench scripts: a throwaway PostgreSQL 15 cluster
-# with finlive preloaded, owned by the unprivileged "postgres" user (initdb
-# refuses root), listening only on a Unix socket in its own directory.
+# Sourced by the demo, test and bench scripts: a throwaway PostgreSQL cluster
+# of the version test/deps.sh chose ($PGBIN), with finlive preloaded, owned by
+# the unprivileged "postgres" user (initdb refuses root), listening only on a
+# Unix socket in its own directory.
 #
 #   cluster_start [extra postgresql.conf lines...]   sets PGHOST PGPORT PGDATA
 #   cluster_stop                                      (also run at exit)
 cluster_start() {
-	local bindir=/usr/lib/postgresql/15/bin
+	declare -F finlive_select_pg >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
+	finlive_select_pg
+	local bindir=$PGBIN
 	CLUSTER_DIR=$(mktemp -d /tmp/finlive-cluster.XXXXXX)
 	chown postgres: "$CLUSTER_DIR"
 	export PGDATA=$CLUSTER_DIR/data PGHOST=$CLUSTER_DIR PGPORT=${PGPORT:-54329} PGUSER=postgres PGDATABASE=postgres
@@ -23,7 +26,7 @@ cluster_start() {
 
 cluster_stop() {
 	[ -n "${CLUSTER_DIR:-}" ] || return 0
-	runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
+	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
 	rm -rf "$CLUSTER_DIR"
 	CLUSTER_DIR=
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every finlive test (pg_regress, isolation, TAP) against real PostgreSQL 15
-# servers that preload finlive.  Works on a fresh Debian 12 machine as root:
-# installs what it needs, builds and installs the extension, then runs the
-# suites as the unprivileged "postgres" user (initdb refuses root).
+# Runs every finlive test (pg_regress, isolation, TAP) against real PostgreSQL
+# servers that preload finlive, of the one major version installed (15 to 19;
+# FINLIVE_PG_VERSION=N chooses when several are: test/deps.sh).  Works on a
+# fresh Debian machine that has only the server, as root: installs what it
+# needs, builds and installs the extension, then runs the suites as the
+# unprivileged "postgres" user (initdb refuses root).
 #
 #   bash test/run.sh                      # everything
 #   SUITES="regress tap" bash test/run.sh # a subset, from:
@@ -20,7 +22,8 @@ suites=${SUITES:-"regress isolation tap python package fuzz chaos asan"}
 
 # shellcheck source=test/deps.sh
 . "$here/test/deps.sh"
-finlive_install_deps
+finlive_install_deps tap
+echo "finlive: PostgreSQL $("$PGBIN/postgres" --version | cut -d' ' -f3-) ($PG_CONFIG)"
 
 # A private copy of the tree that the unprivileged user can write to.
 work=$(mktemp -d /tmp/finlive-test.XXXXXX)
@@ -30,9 +33,9 @@ rm -rf "$work/.git"
 chown -R postgres: "$work"
 as_pg() { runuser -u postgres -- "$@"; }
 
-as_pg make -C "$work" -s clean >/dev/null
-as_pg make -C "$work" -s COPT='-Werror'
-make -C "$work" -s install >/dev/null
+as_pg make -C "$work" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
+as_pg make -C "$work" -s PG_CONFIG="$PG_CONFIG" COPT='-Werror'
+make -C "$work" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
 
 status=0
 passed=0
@@ -40,7 +43,7 @@ failed=0
 run_suite() {
 	local name=$1; shift
 	echo "=== finlive: $name ==="
-	if as_pg make -C "$work" "$@"; then
+	if as_pg make -C "$work" PG_CONFIG="$PG_CONFIG" "$@"; then
 		passed=$((passed + 1))
 	else
 		status=1
