@@ -2,7 +2,8 @@
 # The finlive demo: a short live story on a throwaway cluster, in under a
 # minute.  Run as root on Debian 12:  bash demo/run.sh
 #
-# It builds and installs finlive, starts a private PostgreSQL 15 with finlive
+# It builds and installs finlive, starts a private PostgreSQL (the installed
+# major version, 15 to 19; FINLIVE_PG_VERSION=N chooses: test/deps.sh) with finlive
 # preloaded, creates an orchestrator-like schema (tasks, agent_runs, jobs),
 # registers it as a reaper target whose on_reap records each "advance", and
 # then plays the incident finlive exists for, and its neighbours.
@@ -13,19 +14,23 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=test/cluster.sh
 . "$here/test/cluster.sh"
 finlive_install_deps
+finlive_want_cmd psql "postgresql-client-$PG_MAJOR"
+finlive_install_wanted
 
 echo "building and installing finlive..."
-make -C "$here" -s >/dev/null
-make -C "$here" -s install >/dev/null
-make -C "$here" -s clean >/dev/null
+make -C "$here" -s PG_CONFIG="$PG_CONFIG" >/dev/null
+make -C "$here" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+make -C "$here" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
 
 PGPORT=${PGPORT:-54391} cluster_start \
 	"finlive.naptime = 2000" \
 	"finlive.restart_grace = 0" \
 	"log_min_messages = warning"
 
-T0=$(date +%s.%N)
-say() { printf '\n[%5.1fs] %s\n' "$(echo "$(date +%s.%N) - $T0" | bc)" "$*"; }
+# Elapsed seconds since a "date +%s%N" stamp, in bash integer arithmetic.
+since() { local d=$(( $(date +%s%N) - $1 )); printf '%d.%03d' $(( d / 1000000000 )) $(( d % 1000000000 / 1000000 )); }
+T0=$(date +%s%N)
+say() { printf '\n[%5.1fs] %s\n' "$(since "$T0")" "$*"; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 show() { printf '          %s\n' "$1"; psql -X -q -P pager=off -v ON_ERROR_STOP=1 -c "$1" | sed 's/^/          /'; }
 
@@ -110,10 +115,10 @@ echo "          the reaper deferred: no second finalization while the first one 
 # ---------------------------------------------------------------------------
 say "3. The finalizer's process dies (SIGKILL of the client)"
 kill -9 "${SESSION_PID[monitor]}"
-k0=$(date +%s.%N)
+k0=$(date +%s%N)
 wait_for "SELECT status FROM jobs WHERE id = 10" done
 printf '          job 10 finalized by the worker %.2f s after the kill (naptime is 2 s)\n' \
-	"$(echo "$(date +%s.%N) - $k0" | bc)"
+	"$(since "$k0")"
 show "SELECT job_id, tier, new_status FROM advances WHERE job_id = 10"
 
 # ---------------------------------------------------------------------------
