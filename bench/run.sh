@@ -35,15 +35,10 @@ say() { printf '[bench %4ds] %s\n' $(($(date +%s) - started)) "$*" >&2; }
 # shellcheck source=test/deps.sh
 . "$here/test/deps.sh"
 finlive_install_deps
-missing=()
-command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
-command -v pgbench >/dev/null 2>&1 || missing+=(postgresql-client-15)
-if [ ${#missing[@]} -gt 0 ]; then
-	say "installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+finlive_want_cmd valgrind valgrind
+finlive_want_file "$PGBIN/pgbench" "postgresql-client-$PG_MAJOR"
+finlive_want_file "$PGBIN/psql" "postgresql-client-$PG_MAJOR"
+finlive_install_wanted
 
 work=$(mktemp -d /tmp/finlive-bench.XXXXXX)
 chmod 755 "$work"
@@ -72,11 +67,11 @@ mkdir "$work/src"
 cp -a "$here/." "$work/src/"
 rm -rf "$work/src/.git"
 chown -R postgres: "$work/src"
-runuser -u postgres -- make -C "$work/src" -s clean >/dev/null
-runuser -u postgres -- make -C "$work/src" -s >/dev/null
-make -C "$work/src" -s install DESTDIR="$work/stage" >/dev/null
+runuser -u postgres -- make -C "$work/src" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
+runuser -u postgres -- make -C "$work/src" -s PG_CONFIG="$PG_CONFIG" >/dev/null
+make -C "$work/src" -s PG_CONFIG="$PG_CONFIG" install DESTDIR="$work/stage" >/dev/null
 chmod -R a+rX "$work/stage"
-libdir=$(pg_config --pkglibdir)
+libdir=$("$PG_CONFIG" --pkglibdir)
 
 # shellcheck source=test/cluster.sh
 . "$here/test/cluster.sh"
@@ -86,7 +81,7 @@ cluster_start \
 	"extension_destdir = '$work/stage'" \
 	"max_locks_per_transaction = 1024"
 trap cleanup EXIT
-pg_bin=/usr/lib/postgresql/15/bin
+pg_bin=$PGBIN
 
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 psql_v() { psql -X -At -v ON_ERROR_STOP=1 "$@"; }

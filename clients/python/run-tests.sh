@@ -21,18 +21,16 @@ started=$(date +%s)
 # shellcheck source=../../test/deps.sh
 . "$repo/test/deps.sh"
 finlive_install_deps
-need=()
-for pkg in python3 python3-psycopg2 python3-pytest python3-venv python3-pip \
-	python3-setuptools python3-wheel pgbouncer; do
-	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
-		|| need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-	echo "finlive-py: installing ${need[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+finlive_want_file /usr/bin/python3 python3
+finlive_want_py psycopg2 python3-psycopg2
+finlive_want_py pytest python3-pytest
+finlive_want_py ensurepip python3-venv
+finlive_want_py pip python3-pip
+finlive_want_py setuptools python3-setuptools
+finlive_want_py wheel python3-wheel
+finlive_want_file /usr/sbin/pgbouncer pgbouncer
+finlive_want_cmd psql "postgresql-client-$PG_MAJOR"
+finlive_install_wanted
 python=/usr/bin/python3     # Debian's, whatever else is on PATH
 
 # -- build and install finlive from a private copy ----------------------------

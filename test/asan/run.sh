@@ -4,8 +4,8 @@
 #   bash test/asan/run.sh            # about 2-3 minutes
 #
 #  1. builds finlive with -fsanitize=address,undefined into a private copy of
-#     the PostgreSQL 15 installation (the system's finlive.so, which other
-#     clusters on this machine load, is left alone);
+#     the PostgreSQL installation that test/deps.sh chose (the system's
+#     finlive.so, which other clusters on this machine load, is left alone);
 #  2. starts a server from that copy with the ASan runtime preloaded
 #     (LD_PRELOAD) and finlive in shared_preload_libraries, configured like
 #     the suites' temp instances (test/finlive.conf);
@@ -32,7 +32,23 @@ root=$(cd "$here/../.." && pwd)
 . "$root/test/chaos/common.sh"
 
 start=$(date +%s)
-chaos_deps libasan8 libubsan1 binutils
+chaos_deps
+# The sanitizer runtimes gcc links against (the .so symlinks come with gcc's
+# libgcc-N-dev; their targets, libasanN and libubsanN, are what is probed),
+# and nm / objdump for the checks below.
+for lib in libasan libubsan; do
+	so=$(gcc -print-file-name=$lib.so)
+	if [ ! -e "$so" ]; then
+		if target=$(readlink "$so" 2>/dev/null) && [ "${target##*.so.}" != "$target" ]; then
+			finlive_want_file "$so" "$lib${target##*.so.}"
+		else
+			finlive_want_file "$so" "libgcc-$(gcc -dumpversion | cut -d. -f1)-dev"
+		fi
+	fi
+done
+finlive_want_cmd nm binutils
+finlive_want_cmd objdump binutils
+finlive_install_wanted
 cycles=${ASAN_CYCLES:-1000000}
 port=${PGPORT:-56433}
 
@@ -42,10 +58,10 @@ logs=$work/sanitizer             # ASan/UBSan reports
 data=$work/data
 sock=$work
 mkdir -p "$logs"
-bindir=$(pg_config --bindir)
-pkglibdir=$(pg_config --pkglibdir)
-sharedir=$(pg_config --sharedir)
-pgxs=$(dirname "$(dirname "$(dirname "$(pg_config --pgxs)")")")   # .../lib/pgxs
+bindir=$("$PG_CONFIG" --bindir)
+pkglibdir=$("$PG_CONFIG" --pkglibdir)
+sharedir=$("$PG_CONFIG" --sharedir)
+pgxs=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")")   # .../lib/pgxs
 pbin=$priv$bindir
 
 cleanup() {
@@ -69,9 +85,9 @@ src=$work/src
 mkdir -p "$src"
 tar -C "$root" --exclude=.git --exclude='tmp_*' --exclude=results -cf - . | tar -C "$src" -xf -
 sanflags='-fsanitize=address,undefined -fno-omit-frame-pointer -g'
-make -C "$src" -s clean >/dev/null 2>&1 || true
-make -C "$src" -s COPT="$sanflags" >/dev/null
-make -C "$src" -s install DESTDIR="$priv" >/dev/null
+make -C "$src" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null 2>&1 || true
+make -C "$src" -s PG_CONFIG="$PG_CONFIG" COPT="$sanflags" >/dev/null
+make -C "$src" -s PG_CONFIG="$PG_CONFIG" install DESTDIR="$priv" >/dev/null
 if [ "$(nm -D "$priv$pkglibdir/finlive.so" | grep -c '__asan_init')" = 0 ]; then
 	echo "asan: the private finlive.so is not instrumented"; exit 1
 fi
@@ -293,7 +309,7 @@ asan_selftest(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(r);
 }
 EOF
-	gcc $sanflags -fPIC -shared -I"$(pg_config --includedir-server)" -o "$priv$pkglibdir/asan_selftest.so" "$work/selftest.c"
+	gcc $sanflags -fPIC -shared -I"$("$PG_CONFIG" --includedir-server)" -o "$priv$pkglibdir/asan_selftest.so" "$work/selftest.c"
 	psql -d postgres -c "CREATE FUNCTION asan_selftest() RETURNS integer AS 'asan_selftest' LANGUAGE C" >/dev/null
 	psql -d postgres -c "SELECT asan_selftest()" >/dev/null 2>&1 || true
 	sleep 2

@@ -1,7 +1,8 @@
 # Shared by test/chaos/run.sh, test/fuzz/run.sh and test/asan/run.sh.
 #
-#   chaos_deps [extra apt packages...]  finlive's build deps (test/deps.sh),
-#                                       python3-psycopg2 and the extras
+#   chaos_deps                          finlive's build deps (test/deps.sh),
+#                                       python3 and psycopg2; callers queue
+#                                       more probes (finlive_want_*) first
 #   chaos_install_finlive               build the tree as "postgres" in a
 #                                       private copy and install it, unless
 #                                       FINLIVE_SKIP_INSTALL=1 (test/run.sh
@@ -15,19 +16,10 @@ chaos_deps() {
 	# shellcheck source=test/deps.sh
 	. "$_chaos_root/test/deps.sh"
 	finlive_install_deps
-	local need=()
-	[ -x "$PY" ] || need+=(python3)
-	"$PY" -c 'import psycopg2' >/dev/null 2>&1 || need+=(python3-psycopg2)
-	local p
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
-	done
-	if [ ${#need[@]} -gt 0 ]; then
-		echo "finlive: installing ${need[*]}"
-		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -qq
-		apt-get install -y -qq "${need[@]}" >/dev/null
-	fi
+	finlive_want_file "$PY" python3
+	finlive_want_py psycopg2 python3-psycopg2
+	finlive_want_cmd psql "postgresql-client-$PG_MAJOR"
+	finlive_install_wanted
 }
 
 chaos_install_finlive() {
@@ -36,8 +28,8 @@ chaos_install_finlive() {
 	work=$(mktemp -d /tmp/finlive-build.XXXXXX)
 	tar -C "$_chaos_root" --exclude=.git --exclude='tmp_*' --exclude=results -cf - . | tar -C "$work" -xf -
 	chown -R postgres: "$work"
-	runuser -u postgres -- make -C "$work" -s clean >/dev/null 2>&1 || true
-	runuser -u postgres -- make -C "$work" -s >/dev/null
-	make -C "$work" -s install >/dev/null
+	runuser -u postgres -- make -C "$work" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null 2>&1 || true
+	runuser -u postgres -- make -C "$work" -s PG_CONFIG="$PG_CONFIG" >/dev/null
+	make -C "$work" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
 	rm -rf "$work"
 }
