@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds the Debian package postgresql-15-finlive with Debian's PostgreSQL
-# tooling (debian/, dh --with pgxs, pg_buildext), installs it the way a
-# person would (apt install ./postgresql-15-finlive_*.deb), and checks on a
-# throwaway cluster that the installed package works: CREATE EXTENSION at
-# the default version, the update path from 1.0, the worker, a mark.
-# Also validates META.json (packaging/check-meta.py).
+# Builds the Debian package postgresql-N-finlive, for the PostgreSQL major N
+# that is installed (test/deps.sh: the newest, or FINLIVE_PG_VERSION=N), with
+# Debian's PostgreSQL tooling (debian/, dh --with pgxs_loop, pg_buildext; N
+# must be listed in debian/pgversions), installs it the way a person would
+# (apt install ./postgresql-N-finlive_*.deb), and checks on a throwaway
+# cluster that the installed package works: CREATE EXTENSION at the default
+# version, the update path from 1.0, the worker, a mark.  Also validates
+# META.json (packaging/check-meta.py).
 #
-# Runs as root on a Debian 12 machine; installs what it needs.
+# Runs as root on a Debian machine (12 or later); installs what it needs.
 #
 #   bash packaging/build-deb.sh
 #
@@ -21,17 +23,20 @@ out=${FINLIVE_DEB_DIR:-/tmp/finlive-deb}
 # shellcheck source=../test/deps.sh
 . "$repo/test/deps.sh"
 finlive_install_deps
-need=()
-for pkg in debhelper dpkg-dev postgresql-server-dev-all python3; do
-	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
-		|| need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-	echo "finlive-deb: installing ${need[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+finlive_want_cmd dh debhelper
+finlive_want_cmd dpkg-buildpackage dpkg-dev
+finlive_want_cmd dpkg-checkbuilddeps dpkg-dev
+finlive_want_cmd dpkg-parsechangelog dpkg-dev
+finlive_want_file /usr/share/perl5/Debian/Debhelper/Sequence/pgxs_loop.pm postgresql-server-dev-all
+finlive_want_cmd pg_buildext postgresql-common
+finlive_want_file /usr/bin/python3 python3
+finlive_want_cmd psql "postgresql-client-$PG_MAJOR"
+finlive_install_wanted
+pkg=postgresql-$PG_MAJOR-finlive
+grep -qx "$PG_MAJOR" "$repo/debian/pgversions" || {
+	echo "finlive-deb: PostgreSQL $PG_MAJOR is not in debian/pgversions ($(tr '\n' ' ' <"$repo/debian/pgversions"))"
+	exit 1
+}
 
 echo "=== META.json ==="
 /usr/bin/python3 "$repo/packaging/check-meta.py" "$repo"
@@ -46,7 +51,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "=== build postgresql-15-finlive $version ==="
+echo "=== build $pkg $version (PostgreSQL $PG_MAJOR) ==="
 src="$work/finlive-$version"
 mkdir "$src"
 # The source as committed, without build products of a developer's tree.
@@ -57,36 +62,42 @@ tar -C "$repo" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' 
 	-cf - . | tar -C "$src" -xf -
 (
 	cd "$src"
+	# pg_buildext builds for the versions in debian/pgversions that it is told
+	# are supported: here exactly the one installed.  debian/control gets the
+	# package stanza for it (pg_buildext updatecontrol, from debian/control.in).
+	export PG_SUPPORTED_VERSIONS=$PG_MAJOR
+	pg_buildext updatecontrol
+	grep -qx "Package: $pkg" debian/control || { echo "finlive-deb: debian/control has no $pkg"; exit 1; }
 	dpkg-checkbuilddeps
 	dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1 || {
 		tail -n 60 "$work/build.log"
 		exit 1
 	}
 )
-deb=$(ls "$work"/postgresql-15-finlive_"$version"_*.deb)
+deb=$(ls "$work"/"$pkg"_"$version"_*.deb)
 echo "built $(basename "$deb")"
 
 # The package holds the library, the control file and every install and
-# update script, for PostgreSQL 15.
+# update script, for PostgreSQL $PG_MAJOR.
 contents=$(dpkg-deb -c "$deb")
-for f in ./usr/lib/postgresql/15/lib/finlive.so \
-	./usr/share/postgresql/15/extension/finlive.control \
-	./usr/share/postgresql/15/extension/finlive--1.0.sql \
-	./usr/share/postgresql/15/extension/finlive--1.0--1.1.sql \
-	./usr/share/doc/postgresql-15-finlive/README.md.gz; do
+for f in ./usr/lib/postgresql/$PG_MAJOR/lib/finlive.so \
+	./usr/share/postgresql/$PG_MAJOR/extension/finlive.control \
+	./usr/share/postgresql/$PG_MAJOR/extension/finlive--1.0.sql \
+	./usr/share/postgresql/$PG_MAJOR/extension/finlive--1.0--1.1.sql \
+	./usr/share/doc/$pkg/README.md.gz; do
 	grep -q " $f\$" <<<"$contents" || { echo "missing from the package: $f"; exit 1; }
 done
-dpkg-deb -f "$deb" Depends | grep -q 'postgresql-15' \
-	|| { echo "the package does not depend on postgresql-15"; exit 1; }
+dpkg-deb -f "$deb" Depends | grep -qE "(^|[ ,|])postgresql-$PG_MAJOR([ ,(]|\$)" \
+	|| { echo "the package does not depend on postgresql-$PG_MAJOR"; exit 1; }
 
 echo "=== apt install ./$(basename "$deb") ==="
 mkdir -p "$out"
 cp "$deb" "$out/"
 (cd "$out" && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall \
 	"./$(basename "$deb")" >/dev/null)
-dpkg-query -W -f='${Package} ${Version} ${Status}\n' postgresql-15-finlive
-[ "$(dpkg-query -W -f='${Version}' postgresql-15-finlive)" = "$version" ]
-dpkg --verify postgresql-15-finlive
+dpkg-query -W -f='${Package} ${Version} ${Status}\n' "$pkg"
+[ "$(dpkg-query -W -f='${Version}' "$pkg")" = "$version" ]
+dpkg --verify "$pkg"
 
 echo "=== the installed package on a throwaway cluster ==="
 # shellcheck source=../test/cluster.sh
