@@ -21,7 +21,9 @@ same process.  Here:
   :func:`queue_status` is the old ``GET /queue`` (``finalizer_owned``,
   ``finalizer_defers_total``).
 
-Command line (``python3 -m finlive.example --dsn DSN COMMAND``)::
+Command line (``python3 -m finlive.example [--dsn DSN] [--driver D] COMMAND``;
+``--driver`` is ``psycopg2`` or ``psycopg``, by default psycopg2 when it is
+installed, else psycopg 3; from the repository root too)::
 
     setup                       create schema orch and register it
     create-job [--stage S]      a running job with a task and an unfinished run
@@ -32,6 +34,8 @@ Command line (``python3 -m finlive.example --dsn DSN COMMAND``)::
                                 this database and finlive.finalize_grace <= 10s)
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import logging
@@ -40,10 +44,10 @@ import signal
 import subprocess
 import sys
 import time
-
-import psycopg2
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import finlive
+from finlive.session import Connection
 
 log = logging.getLogger("finlive.example")
 
@@ -147,7 +151,7 @@ SELECT finlive_register('orch.jobs', 'orch.agent_runs', 'orch.tasks',
 """
 
 
-def setup(conn, reset=False):
+def setup(conn: Connection, reset: bool = False) -> None:
     """Create the application's schema (``reset`` drops it first) and register it."""
     with finlive.session.autocommit(conn):
         with conn.cursor() as cur:
@@ -159,34 +163,43 @@ def setup(conn, reset=False):
             cur.execute(REGISTER_SQL)
 
 
-def create_job(conn, stage="deploy-staging", agent="deployer", staging_status="SUCCESS"):
+def create_job(conn: Connection, stage: str = "deploy-staging", agent: str = "deployer",
+               staging_status: str = "SUCCESS") -> int:
     """A claimed, running job with its task and its (unfinished) run."""
     with finlive.session.autocommit(conn):
         with conn.cursor() as cur:
             cur.execute("INSERT INTO orch.tasks (work_item_id, branch, stage, staging_status) "
                         "VALUES ('ORCH-113', 'feature/orch113', %s, %s) RETURNING id",
                         (stage, staging_status))
-            task_id = cur.fetchone()[0]
+            task_id = _one(cur)
             cur.execute("INSERT INTO orch.agent_runs (task_id, agent) VALUES (%s, %s) "
                         "RETURNING id", (task_id, agent))
-            run_id = cur.fetchone()[0]
+            run_id = _one(cur)
             cur.execute("INSERT INTO orch.jobs (agent, task_id, status, run_id, started_at) "
                         "VALUES (%s, %s, 'running', %s, now()) RETURNING id",
                         (agent, task_id, run_id))
-            return cur.fetchone()[0]
+            return int(_one(cur))
+
+
+def _one(cur: Any) -> Any:
+    """The first column of the cursor's next row (the row must exist)."""
+    row = cur.fetchone()
+    assert row is not None
+    return row[0]
 
 
 class Monitor:
     """The live monitor's finalization of a finished agent run."""
 
-    def __init__(self, dsn):
+    def __init__(self, dsn: str, driver: Optional[str] = None) -> None:
         # One dedicated connection per monitor: ownership is its session's.
-        self.conn = finlive.connect(dsn, application_name="orch-monitor")
+        self.conn = finlive.connect(dsn, application_name="orch-monitor", driver=driver)
 
-    def close(self):
+    def close(self) -> None:
         self.conn.close()
 
-    def finalize(self, job_id, exit_code, edge_gates, on_owned=None):
+    def finalize(self, job_id: int, exit_code: int, edge_gates: Callable[[int], bool],
+                 on_owned: Optional[Callable[[int], Any]] = None) -> str:
         """Stamp the run, run the edge gates while owning the job, finalize.
 
         Returns 'done', 'failed', or 'lost' (ownership or the job was lost
@@ -195,7 +208,9 @@ class Monitor:
         with self.conn.cursor() as cur:
             cur.execute("SELECT j.run_id, tk.stage FROM orch.jobs j "
                         "JOIN orch.tasks tk ON tk.id = j.task_id WHERE j.id = %s", (job_id,))
-            run_id, stage = cur.fetchone()
+            row = cur.fetchone()
+            assert row is not None, "no job %s" % job_id
+            run_id, stage = row
 
         # Own the job first, then stamp the exit code: the reaper never sees
         # a finished run without its owner.
@@ -208,7 +223,7 @@ class Monitor:
 
             green = exit_code == 0 and edge_gates(job_id)   # minutes, in real life
 
-            def advance(cur):
+            def advance(cur: Any) -> None:
                 cur.execute("SELECT orch.advance_stage(%s, 'monitor')", (job_id,))
 
             finalized = finlive.fenced_finalize(
@@ -222,12 +237,12 @@ class Monitor:
             return "done" if green else "failed"
 
 
-def queue_status(conn):
+def queue_status(conn: Connection) -> Dict[str, Any]:
     """The old GET /queue: owned finalizations, defers, and the jobs by status."""
     with finlive.session.autocommit(conn):
         with conn.cursor() as cur:
             cur.execute("SELECT finlive_snapshot()")
-            snap = cur.fetchone()[0]
+            snap = _one(cur)
             cur.execute("SELECT status, count(*) FROM orch.jobs GROUP BY status ORDER BY status")
             jobs = dict(cur.fetchall())
     return {
@@ -238,22 +253,22 @@ def queue_status(conn):
     }
 
 
-def _fetch(conn, query, args=()):
+def _fetch(conn: Connection, query: str, args: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
     with finlive.session.autocommit(conn):
         with conn.cursor() as cur:
-            cur.execute(query, args)
-            return cur.fetchall()
+            cur.execute(query, args or None)
+            return list(cur.fetchall())
 
 
 # -- command line -------------------------------------------------------------
 
-def _cmd_finalize(args):
-    def gates(job_id):
+def _cmd_finalize(args: argparse.Namespace) -> int:
+    def gates(job_id: int) -> bool:
         print("job %s: running edge gates for %.1fs" % (job_id, args.gate_seconds), flush=True)
         time.sleep(args.gate_seconds)
         return not args.gates_fail
 
-    monitor = Monitor(args.dsn)
+    monitor = Monitor(args.dsn, args.driver)
     result = monitor.finalize(
         args.job, args.exit_code, gates,
         on_owned=lambda token: print("owned job %s token %s pid %s" % (
@@ -263,11 +278,20 @@ def _cmd_finalize(args):
     return 0 if result != "lost" else 3
 
 
-def _spawn_monitor(dsn, job_id, gate_seconds):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "finlive.example", "--dsn", dsn, "finalize", str(job_id),
-         "--gate-seconds", str(gate_seconds)],
-        stdout=subprocess.PIPE, text=True)
+def monitor_command(dsn: str, job_id: int, gate_seconds: float,
+                    driver: Optional[str] = None) -> List[str]:
+    """The command line of a monitor process finalizing ``job_id``."""
+    command = [sys.executable, "-m", "finlive.example", "--dsn", dsn]
+    if driver is not None:
+        command += ["--driver", driver]
+    return command + ["finalize", str(job_id), "--gate-seconds", str(gate_seconds)]
+
+
+def _spawn_monitor(dsn: str, job_id: int, gate_seconds: float,
+                   driver: Optional[str]) -> "subprocess.Popen[str]":
+    proc = subprocess.Popen(monitor_command(dsn, job_id, gate_seconds, driver),
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("owned job"):
         proc.kill()
@@ -275,7 +299,7 @@ def _spawn_monitor(dsn, job_id, gate_seconds):
     return proc
 
 
-def _wait_for(what, predicate, timeout):
+def _wait_for(what: str, predicate: Callable[[], Any], timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -285,8 +309,8 @@ def _wait_for(what, predicate, timeout):
     raise RuntimeError("timed out after %ss waiting for %s" % (timeout, what))
 
 
-def _cmd_demo(args):
-    conn = finlive.connect(args.dsn, application_name="orch-demo")
+def _cmd_demo(args: argparse.Namespace) -> int:
+    conn = finlive.connect(args.dsn, application_name="orch-demo", driver=args.driver)
     grace, naptime = _fetch(
         conn, "SELECT extract(epoch FROM current_setting('finlive.finalize_grace')::interval),"
               "       extract(epoch FROM current_setting('finlive.naptime')::interval)")[0]
@@ -299,12 +323,13 @@ def _cmd_demo(args):
         return 2
     patience = grace + naptime + 15     # until the worker has seen a job past the grace
     setup(conn, reset=True)
-    reaps = []
-    listener = finlive.ReapListener(args.dsn, reaps.append, targets={"orch.jobs"})
+    reaps: List[finlive.ReapEvent] = []
+    listener = finlive.ReapListener(args.dsn, reaps.append, targets={"orch.jobs"},
+                                    driver=args.driver)
     listener.start()
 
-    def defers():
-        return queue_status(conn)["finalizer_defers_total"]
+    def defers() -> int:
+        return int(queue_status(conn)["finalizer_defers_total"])
 
     try:
         # Story 1, incident ORCH-111: a long, live finalization past the grace.
@@ -312,7 +337,7 @@ def _cmd_demo(args):
         defers_before = defers()
         print("1. job %s at deploy-staging: the monitor finalizes it with edge gates "
               "longer than the grace (%ss)" % (job, grace))
-        proc = _spawn_monitor(args.dsn, job, grace + 2 * naptime + 2)
+        proc = _spawn_monitor(args.dsn, job, grace + 2 * naptime + 2, args.driver)
         _wait_for("a defer", lambda: defers() > defers_before, patience)
         print("   the reaper saw the finished run past the grace and deferred: %s"
               % json.dumps(queue_status(conn)))
@@ -330,7 +355,7 @@ def _cmd_demo(args):
         job2 = create_job(conn)
         defers_before = defers()
         print("2. job %s: the monitor is killed in the middle of its finalization" % job2)
-        proc = _spawn_monitor(args.dsn, job2, 600)
+        proc = _spawn_monitor(args.dsn, job2, 600, args.driver)
         _wait_for("a defer", lambda: defers() > defers_before, patience)
         killed_at = time.monotonic()
         proc.send_signal(signal.SIGKILL)
@@ -355,11 +380,16 @@ def _cmd_demo(args):
         conn.close()
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="finlive-example", description=__doc__.split("\n")[0])
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="finlive-example",
+                                     description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--dsn", default=os.environ.get("FINLIVE_DSN", ""),
                         help="libpq connection string (default: $FINLIVE_DSN, then libpq's "
                              "PG* variables)")
+    parser.add_argument("--driver", choices=("psycopg2", "psycopg"),
+                        default=os.environ.get("FINLIVE_DRIVER") or None,
+                        help="the PostgreSQL driver (default: $FINLIVE_DRIVER, then psycopg2 "
+                             "when it is installed, else psycopg 3)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup")
     p = sub.add_parser("create-job")
@@ -378,7 +408,7 @@ def main(argv=None):
         return _cmd_finalize(args)
     if args.command == "demo":
         return _cmd_demo(args)
-    conn = finlive.connect(args.dsn, application_name="orch-cli")
+    conn = finlive.connect(args.dsn, application_name="orch-cli", driver=args.driver)
     try:
         if args.command == "setup":
             setup(conn)
