@@ -18,7 +18,7 @@ def results(app):
 
 
 def owner_conn(app, connections, dsn):
-    conn = connections.track(finlive.connect(dsn))
+    conn = connections.finlive(dsn)
     query(conn, "SET search_path = %s, public" % app.schema)
     return conn
 
@@ -40,7 +40,7 @@ def test_a_stale_token_writes_nothing(app, quiet_dsn, connections):
     with finlive.owned(conn, job) as old_token:
         pass
     # Someone else took the job over since.
-    other = connections.track(finlive.connect(quiet_dsn))
+    other = connections.finlive(quiet_dsn)
     with finlive.owned(other, job) as new_token:
         assert new_token > old_token
         called = []
@@ -117,7 +117,7 @@ def test_a_quoted_schema_qualified_table(quiet_dsn, connections):
     query(admin, 'CREATE SCHEMA "Fence Test"')
     query(admin, 'CREATE TABLE "Fence Test"."Jobs" (id bigint PRIMARY KEY, status text)')
     query(admin, """INSERT INTO "Fence Test"."Jobs" VALUES (6, 'running')""")
-    conn = connections.track(finlive.connect(quiet_dsn))
+    conn = connections.finlive(quiet_dsn)
     try:
         with finlive.owned(conn, 6) as token:
             assert finlive.fenced_finalize(conn, 6, token,

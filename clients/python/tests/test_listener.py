@@ -32,7 +32,8 @@ def test_reaps_become_callbacks(app, quiet_dsn, connections):
         with lock:
             got.append((event, status))
 
-    with finlive.ReapListener(quiet_dsn, on_reap, targets={app.jobs}) as listener:
+    with finlive.ReapListener(quiet_dsn, on_reap, targets={app.jobs},
+                              driver=connections.driver.name) as listener:
         app.add_job(11, stage="testing", exit_code=0)                 # Tier-2 -> done
         app.add_job(12, stage="testing", exit_code=1)                 # Tier-2 -> queued
         app.add_job(13, stage="testing", exit_code=None,
@@ -61,7 +62,8 @@ def test_a_failing_callback_does_not_stop_the_listener(app, quiet_dsn, connectio
         got.append(event.job_id)
 
     reaper = connections(quiet_dsn)
-    with finlive.ReapListener(quiet_dsn, on_reap, targets={app.jobs}) as listener:
+    with finlive.ReapListener(quiet_dsn, on_reap, targets={app.jobs},
+                              driver=connections.driver.name) as listener:
         app.add_job(21, stage="testing")
         reap(reaper)
         assert wait_until(lambda: listener.callback_errors == 1)
@@ -72,7 +74,8 @@ def test_a_failing_callback_does_not_stop_the_listener(app, quiet_dsn, connectio
 
 def test_polling_without_a_thread(app, quiet_dsn, connections):
     got = []
-    listener = finlive.ReapListener(quiet_dsn, got.append, targets={app.jobs})
+    listener = finlive.ReapListener(quiet_dsn, got.append, targets={app.jobs},
+                                    driver=connections.driver.name)
     try:
         listener.connect()
         assert listener.poll(0.1) == []
@@ -93,7 +96,7 @@ def test_the_listener_reconnects(app, quiet_dsn, connections):
     gaps = []
     admin = connections(quiet_dsn)
     listener = finlive.ReapListener(quiet_dsn, got.append, targets={app.jobs},
-                                    on_reconnect=gaps.append, reconnect_delay=0.2)
+                                    driver=connections.driver.name, on_reconnect=gaps.append, reconnect_delay=0.2)
     with listener:
         pid = value(admin, "SELECT pid FROM pg_stat_activity "
                            "WHERE application_name = 'finlive-listener' "
@@ -109,7 +112,8 @@ def test_the_listener_reconnects(app, quiet_dsn, connections):
 def test_a_dry_run_sends_nothing(app, quiet_dsn, connections):
     got = []
     reaper = connections(quiet_dsn)
-    with finlive.ReapListener(quiet_dsn, got.append, targets={app.jobs}):
+    with finlive.ReapListener(quiet_dsn, got.append, targets={app.jobs},
+                              driver=connections.driver.name):
         app.add_job(51, stage="testing")
         query(reaper, "SET finlive.dry_run = on")
         assert [r[1] for r in reap(reaper) if r[0] == app.jobs] == [51]

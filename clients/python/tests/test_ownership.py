@@ -1,6 +1,5 @@
 """finlive.owned / mark / clear / check_session on a direct connection."""
 
-import psycopg2
 import pytest
 
 import finlive
@@ -14,7 +13,7 @@ def owner_row(conn, job_id):
 
 
 def test_owned_yields_token_and_clears_on_exit(quiet_dsn, connections):
-    owner = connections.track(finlive.connect(quiet_dsn))
+    owner = connections.finlive(quiet_dsn)
     observer = connections(quiet_dsn)
     pid = value(owner, "SELECT pg_backend_pid()")
     with finlive.owned(owner, 1001, run_id=7, stage="deploy-staging") as token:
@@ -26,7 +25,7 @@ def test_owned_yields_token_and_clears_on_exit(quiet_dsn, connections):
 
 
 def test_owned_clears_when_the_block_raises(quiet_dsn, connections):
-    owner = connections.track(finlive.connect(quiet_dsn))
+    owner = connections.finlive(quiet_dsn)
     observer = connections(quiet_dsn)
 
     class Boom(Exception):
@@ -43,8 +42,8 @@ def test_owned_clears_when_the_block_raises(quiet_dsn, connections):
 
 
 def test_another_live_owner_is_reported_not_waited_for(quiet_dsn, connections):
-    first = connections.track(finlive.connect(quiet_dsn))
-    second = connections.track(finlive.connect(quiet_dsn))
+    first = connections.finlive(quiet_dsn)
+    second = connections.finlive(quiet_dsn)
     first_pid = value(first, "SELECT pg_backend_pid()")
     with finlive.owned(first, 1003, stage="deploy-staging") as token:
         with pytest.raises(finlive.AlreadyOwned) as err:
@@ -59,7 +58,7 @@ def test_another_live_owner_is_reported_not_waited_for(quiet_dsn, connections):
 
 
 def test_marking_again_keeps_the_token_and_one_clear_frees(quiet_dsn, connections):
-    owner = connections.track(finlive.connect(quiet_dsn))
+    owner = connections.finlive(quiet_dsn)
     token = finlive.mark(owner, 1004, 1, "build")
     assert finlive.mark(owner, 1004, 2, "deploy-staging") == token
     assert owner_row(owner, 1004)[2:] == (2, "deploy-staging")
@@ -69,7 +68,7 @@ def test_marking_again_keeps_the_token_and_one_clear_frees(quiet_dsn, connection
 
 
 def test_losing_ownership_inside_the_block_is_reported(quiet_dsn, connections):
-    owner = connections.track(finlive.connect(quiet_dsn))
+    owner = connections.finlive(quiet_dsn)
     with pytest.raises(finlive.OwnershipLost) as err:
         with finlive.owned(owner, 1005):
             # What a pooler's reset (DISCARD ALL) would do behind our back.
@@ -79,7 +78,7 @@ def test_losing_ownership_inside_the_block_is_reported(quiet_dsn, connections):
 
 
 def test_owner_session_terminated_in_the_block(quiet_dsn, connections):
-    owner = connections.track(finlive.connect(quiet_dsn))
+    owner = connections.finlive(quiet_dsn)
     admin = connections(quiet_dsn)
     pid = value(owner, "SELECT pg_backend_pid()")
     with pytest.raises(finlive.OwnershipLost) as err:
@@ -104,7 +103,7 @@ def test_a_non_autocommit_connection_is_left_as_it_was(quiet_dsn, connections):
     with finlive.owned(conn, 1008) as token:
         assert token > 0
         assert conn.autocommit is False
-        assert conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        assert connections.driver.is_idle(conn)
     assert conn.autocommit is False
     assert value(conn, "SELECT finlive_is_active(1008)") is False
     conn.rollback()
@@ -113,21 +112,22 @@ def test_a_non_autocommit_connection_is_left_as_it_was(quiet_dsn, connections):
 def test_check_session_on_a_direct_connection(quiet_dsn, connections):
     conn = connections(quiet_dsn)
     pid, started = finlive.check_session(conn)
-    assert pid == conn.get_backend_pid()
+    assert pid == connections.driver.backend_pid(conn)
     assert started is not None
     # Cached, and re-checked cheaply.
     assert finlive.check_session(conn) == (pid, started)
 
 
 def test_connect_sets_up_the_connection(quiet_dsn, connections):
-    conn = connections.track(finlive.connect(quiet_dsn, application_name="orch-monitor-7"))
+    conn = connections.finlive(quiet_dsn, application_name="orch-monitor-7")
     assert conn.autocommit is True
     assert value(conn, "SHOW application_name") == "orch-monitor-7"
-    assert conn.get_dsn_parameters().get("keepalives") == "1"
+    assert connections.driver.parameters(conn).get("keepalives") == "1"
+    assert type(conn).__module__.split(".")[0] == connections.driver.name
 
 
 def test_null_and_privileges(quiet_dsn, connections):
-    owner = connections.track(finlive.connect(quiet_dsn))
+    owner = connections.finlive(quiet_dsn)
     assert finlive.mark(owner, None) is None
     assert finlive.clear(owner, None) is False
     # A role without EXECUTE on finlive_mark gets the server's error.
@@ -136,7 +136,7 @@ def test_null_and_privileges(quiet_dsn, connections):
     query(admin, "CREATE ROLE finlive_py_nobody")
     try:
         query(owner, "SET ROLE finlive_py_nobody")
-        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        with pytest.raises(connections.driver.errors.InsufficientPrivilege):
             finlive.mark(owner, 1009)
         query(owner, "RESET ROLE")
     finally:

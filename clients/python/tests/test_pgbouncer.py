@@ -5,7 +5,6 @@ both to the worker's database."""
 
 import time
 
-import psycopg2
 import pytest
 
 import finlive
@@ -27,7 +26,7 @@ def owners(direct, job_id):
 
 def test_transaction_pooling_is_refused_by_connect(bouncer_tx_dsn, worker_dsn, connections):
     with pytest.raises(finlive.SessionPoolingError) as err:
-        finlive.connect(bouncer_tx_dsn)
+        finlive.connect(bouncer_tx_dsn, driver=connections.driver.name)
     message = str(err.value)
     assert "transaction" in message and "session-level ownership cannot hold" in message
     assert "pool_mode = session" in message
@@ -69,10 +68,10 @@ def test_what_the_refusal_prevents(bouncer_tx_dsn, worker_dsn, connections):
 
 def test_session_pooling_holds_ownership(bouncer_session_dsn, worker_dsn, connections):
     direct = connections(worker_dsn)
-    conn = connections.track(finlive.connect(bouncer_session_dsn))
+    conn = connections.finlive(bouncer_session_dsn)
     server_pid, _ = finlive.check_session(conn)
     # Behind PgBouncer the protocol-level pid is PgBouncer's own, not the server's.
-    assert conn.get_backend_pid() != server_pid
+    assert connections.driver.backend_pid(conn) != server_pid
     with finlive.owned(conn, 2003, stage="deploy-staging") as token:
         assert owners(direct, 2003) == [(server_pid,)]
         # Other clients of the same pool never get this server session.
@@ -86,7 +85,7 @@ def test_session_pooling_holds_ownership(bouncer_session_dsn, worker_dsn, connec
 def test_session_pool_reset_ends_ownership_when_the_client_leaves(bouncer_session_dsn,
                                                                   worker_dsn, connections):
     direct = connections(worker_dsn)
-    conn = finlive.connect(bouncer_session_dsn)
+    conn = finlive.connect(bouncer_session_dsn, driver=connections.driver.name)
     assert finlive.mark(conn, 2004) > 0
     conn.close()        # PgBouncer resets the server session (DISCARD ALL)
     assert wait_for(lambda: value(direct, "SELECT finlive_is_active(2004)") is False)
@@ -103,7 +102,7 @@ def test_fenced_finalize_may_use_a_transaction_pool(bouncer_tx_dsn, worker_dsn, 
     query(direct, "CREATE TABLE %s.jobs (id bigint PRIMARY KEY, status text)" % schema)
     query(direct, "INSERT INTO %s.jobs VALUES (2005, 'running')" % schema)
     try:
-        owner = connections.track(finlive.connect(worker_dsn))
+        owner = connections.finlive(worker_dsn)
         pooled = connections(bouncer_tx_dsn)
         with finlive.owned(owner, 2005) as token:
             assert finlive.fenced_finalize(pooled, 2005, token,
@@ -122,3 +121,25 @@ def test_probe_failure_is_a_refusal_not_a_guess(bouncer_session_dsn, connections
     with pytest.raises(finlive.SessionPoolingError) as err:
         finlive.check_session(conn, probe_dsn="host=/nonexistent port=1 dbname=nothing")
     assert "could not be checked" in str(err.value)
+
+
+def test_fenced_finalize_through_a_transaction_pool_many_times(bouncer_tx_dsn, worker_dsn,
+                                                               connections):
+    """psycopg 3 prepares a statement run five times on one connection, and a
+    prepared statement does not survive a transaction pool: finlive's own
+    statements are never prepared."""
+    direct = connections(worker_dsn)
+    query(direct, "SET client_min_messages = warning")
+    query(direct, "DROP TABLE IF EXISTS pgb_fence_many")
+    query(direct, "CREATE TABLE pgb_fence_many (id bigint PRIMARY KEY, status text)")
+    try:
+        owner = connections.finlive(worker_dsn)
+        pooled = connections(bouncer_tx_dsn)
+        for job in range(2010, 2020):
+            query(direct, "INSERT INTO pgb_fence_many VALUES (%s, 'running')", (job,))
+            with finlive.owned(owner, job) as token:
+                assert finlive.fenced_finalize(pooled, job, token,
+                                               jobs_table="pgb_fence_many") is True
+        assert value(direct, "SELECT count(*) FROM pgb_fence_many WHERE status = 'done'") == 10
+    finally:
+        query(direct, "DROP TABLE pgb_fence_many")

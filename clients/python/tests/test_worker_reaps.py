@@ -21,16 +21,14 @@ from conftest import query, value
 
 @pytest.fixture
 def orch(worker_dsn, connections):
-    conn = connections.track(finlive.connect(worker_dsn, application_name="orch-test"))
+    conn = connections.finlive(worker_dsn, application_name="orch-test")
     example.setup(conn, reset=True)
     return conn
 
 
-def spawn_monitor(dsn, job_id, gate_seconds):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "finlive.example", "--dsn", dsn, "finalize", str(job_id),
-         "--gate-seconds", str(gate_seconds)],
-        stdout=subprocess.PIPE, text=True)
+def spawn_monitor(dsn, job_id, gate_seconds, driver):
+    proc = subprocess.Popen(example.monitor_command(dsn, job_id, gate_seconds, driver.name),
+                            stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     assert line.startswith("owned job %d token " % job_id), line
     return proc, int(line.split()[4])
@@ -55,12 +53,13 @@ def stage_events(conn, job_id):
                        "WHERE job_id = %s ORDER BY at", (job_id,))
 
 
-def test_the_monitor_dies_mid_finalization_and_the_worker_reaps(worker_dsn, orch):
+def test_the_monitor_dies_mid_finalization_and_the_worker_reaps(worker_dsn, orch, driver):
     reaps = []
-    with finlive.ReapListener(worker_dsn, reaps.append, targets={"orch.jobs"}):
+    with finlive.ReapListener(worker_dsn, reaps.append, targets={"orch.jobs"},
+                              driver=driver.name):
         job = example.create_job(orch)
         before = defers(orch)
-        proc, token = spawn_monitor(worker_dsn, job, gate_seconds=300)
+        proc, token = spawn_monitor(worker_dsn, job, gate_seconds=300, driver=driver)
         try:
             # The monitor owns the job, stamped the run, and is in its gates.
             owners = query(orch, "SELECT pid, token, stage FROM finlive_owners "
@@ -97,7 +96,8 @@ def test_the_monitor_dies_mid_finalization_and_the_worker_reaps(worker_dsn, orch
         assert value(orch, "SELECT finlive_is_active(%s)", (job,)) is False
 
 
-def test_a_live_monitor_finalizes_past_the_grace_without_a_second_advance(worker_dsn, orch):
+def test_a_live_monitor_finalizes_past_the_grace_without_a_second_advance(worker_dsn, orch,
+                                                                          driver):
     """Incident ORCH-111: a finalization longer than the grace is deferred by
     the reaper and completed by its monitor, which advances the stage once."""
     job = example.create_job(orch)
@@ -106,7 +106,7 @@ def test_a_live_monitor_finalizes_past_the_grace_without_a_second_advance(worker
                           "::interval)")
     grace = value(orch, "SELECT extract(epoch FROM current_setting('finlive.finalize_grace')"
                         "::interval)")
-    monitor = example.Monitor(worker_dsn)
+    monitor = example.Monitor(worker_dsn, driver.name)
     try:
         def gates(job_id):
             # Longer than the grace plus a tick: the reaper sees it past the grace.
@@ -121,9 +121,9 @@ def test_a_live_monitor_finalizes_past_the_grace_without_a_second_advance(worker
                        "AND target = 'orch.jobs'::regclass", (job,)) == 0
 
 
-def test_red_gates_fail_the_job_without_advancing(worker_dsn, orch):
+def test_red_gates_fail_the_job_without_advancing(worker_dsn, orch, driver):
     job = example.create_job(orch, staging_status="FAILURE")
-    monitor = example.Monitor(worker_dsn)
+    monitor = example.Monitor(worker_dsn, driver.name)
     try:
         assert monitor.finalize(job, 0, lambda job_id: False) == "failed"
     finally:
@@ -132,9 +132,9 @@ def test_red_gates_fail_the_job_without_advancing(worker_dsn, orch):
     assert stage_events(orch, job) == []
 
 
-def test_queue_status_shows_owned_finalizations(worker_dsn, orch):
+def test_queue_status_shows_owned_finalizations(worker_dsn, orch, driver):
     job = example.create_job(orch)
-    proc, _ = spawn_monitor(worker_dsn, job, gate_seconds=1)
+    proc, _ = spawn_monitor(worker_dsn, job, gate_seconds=1, driver=driver)
     try:
         status = example.queue_status(orch)
         assert job in status["finalizer_owned"]
@@ -146,10 +146,11 @@ def test_queue_status_shows_owned_finalizations(worker_dsn, orch):
     assert job not in example.queue_status(orch)["finalizer_owned"]
 
 
-def test_the_demo_runs(worker_dsn):
+def test_the_demo_runs(worker_dsn, driver):
     env = dict(os.environ)
     result = subprocess.run([sys.executable, "-m", "finlive.example", "--dsn", worker_dsn,
-                             "demo"], capture_output=True, text=True, timeout=120, env=env)
+                             "--driver", driver.name, "demo"],
+                            capture_output=True, text=True, timeout=120, env=env)
     print(result.stdout)
     print(result.stderr)
     assert result.returncode == 0
