@@ -38,7 +38,12 @@ if [ "${1:-}" = --inside ]; then
 	mkdir -p "$out/$v"
 	cp -a "$("$PG_CONFIG" --includedir-server)" "$out/$v/include"
 	work=$(mktemp -d /tmp/pgsrc.XXXXXX)
-	(cd "$work" && apt-get source --download-only "postgresql-$v" >/dev/null)
+	if ! (cd "$work" && apt-get source --download-only "postgresql-$v" >"$work/log" 2>&1); then
+		grep -E '^E:' "$work/log" || tail -n 5 "$work/log"
+		echo "pgsrc: PostgreSQL $v: headers in $out/$v/include; the source package is not on this mirror"
+		rm -rf "$work"
+		exit 0
+	fi
 	orig=$(ls "$work"/postgresql-"$v"_*.orig.tar.* | head -n 1)
 	tar -C "$out/$v" --strip-components=1 -xf "$orig"
 	deb=$(ls "$work"/postgresql-"$v"_*.debian.tar.* 2>/dev/null | head -n 1 || true)

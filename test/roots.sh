@@ -298,7 +298,7 @@ EOF
 	in_root "$r" id postgres >/dev/null || { say "no postgres user in the root"; exit 3; }
 	printf 'version=%s\nsuite=%s\nmirror=%s\n' "$v" "$suite" "$mirror" >"$r/etc/finlive-root"
 	rm -f "$log" "$log.apt"
-	say "PostgreSQL $v ($suite) root ready in $(( $(now) - t0 )) s: $("$r/usr/lib/postgresql/$v/bin/postgres" --version 2>/dev/null || echo "postgres $v")"
+	say "PostgreSQL $v ($suite) root ready in $(( $(now) - t0 )) s: $(in_root "$r" "/usr/lib/postgresql/$v/bin/postgres" --version 2>/dev/null || echo "postgres $v")"
 	active_root=
 }
 
