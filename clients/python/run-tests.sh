@@ -174,6 +174,7 @@ export FINLIVE_TEST_NOEXT_DSN="host=$CLUSTER_DIR port=$PGPORT dbname=finlive_noe
 export FINLIVE_TEST_NOPRELOAD_DSN="host=$nopreload port=$nport dbname=postgres user=postgres"
 export FINLIVE_TEST_BOUNCER_TX_DSN="host=$CLUSTER_DIR port=$bport dbname=finlive_tx user=postgres"
 export FINLIVE_TEST_BOUNCER_SESSION_DSN="host=$CLUSTER_DIR port=$bport dbname=finlive_session user=postgres"
+export FINLIVE_TEST_README="$work/src/clients/python/README.md"
 export FINLIVE_TEST_STRICT=1 FINLIVE_TEST_INSTALLED=1
 cp -a "$work/src/clients/python/tests" "$work/tests"
 cd "$work"
