@@ -7,13 +7,19 @@ OBJS = \
 	src/ownership.o \
 	src/tokens.o \
 	src/counters.o \
+	src/sandbox.o \
 	src/targets.o \
+	src/failures.o \
 	src/reaper.o \
+	src/reapers.o \
 	src/worker.o \
-	src/functions.o
+	src/launcher.o \
+	src/dbevents.o \
+	src/functions.o \
+	src/diagnostics.o
 
 EXTENSION = finlive
-DATA = finlive--1.0.sql finlive--1.0--1.1.sql
+DATA = finlive--1.0.sql finlive--1.0--1.1.sql finlive--1.1--1.2.sql finlive--1.2--1.3.sql
 PGFILEDESC = "finlive - liveness of job finalizers"
 
 # Both suites start a private server that preloads finlive (PGXS has no

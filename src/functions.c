@@ -20,13 +20,17 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "storage/lock.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "counters.h"
 #include "finlive.h"
 #include "ownership.h"
 #include "reaper.h"
+#include "sandbox.h"
+#include "settings.h"
 #include "targets.h"
 
 PG_FUNCTION_INFO_V1(finlive_mark);
@@ -41,20 +45,6 @@ PG_FUNCTION_INFO_V1(finlive_stats_reset);
 PG_FUNCTION_INFO_V1(finlive_reap_once);
 
 /*
- * Every finlive function starts here: without the preload there is no
- * shared registry to work with.
- */
-void
-finlive_require_preload(void)
-{
-	if (!ownership_ready())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("finlive must be loaded via shared_preload_libraries"),
-				 errhint("Add finlive to shared_preload_libraries in postgresql.conf and restart the server.")));
-}
-
-/*
  * finlive_mark(job_id bigint, run_id bigint, stage text) -> bigint
  *
  * The fencing token, or NULL when another live session owns the job or
@@ -66,9 +56,15 @@ finlive_mark(PG_FUNCTION_ARGS)
 	char	   *stage = NULL;
 	int64		token;
 
-	finlive_require_preload();
+	finlive_require_ready();
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot take ownership of a job during recovery"),
+				 errdetail("Ownership taken on a standby would be invisible to the primary's reaper."),
+				 errhint("Mark jobs on the primary.")));
 	if (!PG_ARGISNULL(2))
 	{
 		text	   *t = PG_GETARG_TEXT_PP(2);
@@ -81,10 +77,23 @@ finlive_mark(PG_FUNCTION_ARGS)
 							   (int) VARSIZE_ANY_EXHDR(t), FINLIVE_STAGE_MAXLEN)));
 		stage = text_to_cstring(t);
 	}
-	if (!ownership_mark(PG_GETARG_INT64(0),
-						PG_ARGISNULL(1), PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1),
-						stage, &token))
-		PG_RETURN_NULL();
+	switch (ownership_mark(PG_GETARG_INT64(0),
+						   PG_ARGISNULL(1), PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1),
+						   stage, &token))
+	{
+		case MARK_OWNED:
+			break;
+		case MARK_BUSY:
+			PG_RETURN_NULL();
+		case MARK_NO_ROOM:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("no room in the lock table for the ownership of job " INT64_FORMAT,
+							PG_GETARG_INT64(0)),
+					 errdetail("The server's shared lock table is full; finlive reserves room for finlive.max_owners (%d) owned jobs on top of what max_locks_per_transaction gives the rest of the server.",
+							   finlive_max_owners),
+					 errhint("Increase finlive.max_owners or max_locks_per_transaction and restart the server.")));
+	}
 	PG_RETURN_INT64(token);
 }
 
@@ -92,7 +101,7 @@ finlive_mark(PG_FUNCTION_ARGS)
 Datum
 finlive_clear(PG_FUNCTION_ARGS)
 {
-	finlive_require_preload();
+	finlive_require_ready();
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
 	PG_RETURN_BOOL(ownership_clear(PG_GETARG_INT64(0)));
@@ -102,7 +111,7 @@ finlive_clear(PG_FUNCTION_ARGS)
 Datum
 finlive_clear_all(PG_FUNCTION_ARGS)
 {
-	finlive_require_preload();
+	finlive_require_ready();
 	PG_RETURN_INT32(ownership_clear_all());
 }
 
@@ -110,7 +119,7 @@ finlive_clear_all(PG_FUNCTION_ARGS)
 Datum
 finlive_is_active(PG_FUNCTION_ARGS)
 {
-	finlive_require_preload();
+	finlive_require_ready();
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
 	PG_RETURN_BOOL(ownership_lookup(PG_GETARG_INT64(0), NULL));
@@ -122,7 +131,7 @@ finlive_fence(PG_FUNCTION_ARGS)
 {
 	OwnerInfo	owner;
 
-	finlive_require_preload();
+	finlive_require_ready();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_BOOL(false);
 	PG_RETURN_BOOL(ownership_lookup(PG_GETARG_INT64(0), &owner) &&
@@ -138,7 +147,7 @@ finlive_owners(PG_FUNCTION_ARGS)
 	int			count;
 	int			i;
 
-	finlive_require_preload();
+	finlive_require_ready();
 	InitMaterializedSRF(fcinfo, 0);
 	owners = ownership_list(MyDatabaseId, &count);
 	for (i = 0; i < count; i++)
@@ -174,7 +183,7 @@ finlive_snapshot(PG_FUNCTION_ARGS)
 	ReaperCounters counters;
 	StringInfoData buf;
 
-	finlive_require_preload();
+	finlive_require_ready();
 	owners = ownership_list(MyDatabaseId, &count);
 	counters_read(&counters);
 
@@ -198,7 +207,7 @@ finlive_stats(PG_FUNCTION_ARGS)
 	Datum		values[11];
 	bool		nulls[11] = {false};
 
-	finlive_require_preload();
+	finlive_require_ready();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	counters_read(&c);
@@ -223,50 +232,136 @@ finlive_stats(PG_FUNCTION_ARGS)
 Datum
 finlive_stats_reset(PG_FUNCTION_ARGS)
 {
-	finlive_require_preload();
+	finlive_require_ready();
 	counters_reset();
 	PG_RETURN_VOID();
 }
 
 /*
- * Counts of finlive_reap_once() calls whose transaction has not ended yet:
- * they reach the shared counters only if it commits, as its reaps and log
- * rows do.
+ * Counts of finlive_reap_once() calls whose transaction has not ended yet,
+ * each with the subtransaction it ran in: they reach the shared counters
+ * only if that subtransaction and the transaction commit, as its reaps and
+ * log rows do.  A prepared transaction's are dropped (two-phase commit
+ * would need a resource manager of finlive's own to carry them).
  */
-static ReaperCounters pending_counts;
-static bool pending_callback_registered = false;
+typedef struct PendingCounts
+{
+	SubTransactionId subid;
+	ReaperCounters counts;
+} PendingCounts;
+
+static List *pending_counts = NIL;	/* in TopMemoryContext */
+static bool pending_callbacks_registered = false;
+
+static void
+drop_pending_counts(void)
+{
+	list_free_deep(pending_counts);
+	pending_counts = NIL;
+}
 
 static void
 pending_counts_xact_callback(XactEvent event, void *arg)
 {
+	ListCell   *lc;
+
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_PREPARE:
-			if (pending_counts.ticks > 0)
-				counters_add_tick(&pending_counts);
-			memset(&pending_counts, 0, sizeof(pending_counts));
+			foreach(lc, pending_counts)
+				counters_add_tick(&((PendingCounts *) lfirst(lc))->counts);
+			drop_pending_counts();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			memset(&pending_counts, 0, sizeof(pending_counts));
+		case XACT_EVENT_PREPARE:
+			drop_pending_counts();
 			break;
 		default:
 			break;
 	}
 }
 
-/* Fold one call's counts into the transaction's pending counts. */
+static void
+pending_counts_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_counts)
+	{
+		PendingCounts *p = (PendingCounts *) lfirst(lc);
+
+		/* subtransaction ids grow: >= mySubid is this one or a child of it */
+		if (p->subid < mySubid)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			p->subid = parentSubid;
+		else if (event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			pending_counts = foreach_delete_current(pending_counts, lc);
+			pfree(p);
+		}
+	}
+}
+
+/* Keep one call's counts until its (sub)transaction ends. */
 static void
 add_pending_counts(const ReaperCounters *call)
 {
-	if (!pending_callback_registered)
+	PendingCounts *p;
+	MemoryContext old;
+
+	if (!pending_callbacks_registered)
 	{
 		RegisterXactCallback(pending_counts_xact_callback, NULL);
-		pending_callback_registered = true;
+		RegisterSubXactCallback(pending_counts_subxact_callback, NULL);
+		pending_callbacks_registered = true;
 	}
-	counters_accumulate(&pending_counts, call);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	p = palloc(sizeof(PendingCounts));
+	p->subid = GetCurrentSubTransactionId();
+	p->counts = *call;
+	pending_counts = lappend(pending_counts, p);
+	MemoryContextSwitchTo(old);
+}
+
+/* Does this session hold any advisory lock (finlive's or the application's)? */
+static bool
+session_holds_advisory_locks(void)
+{
+	LockData   *locks = GetLockStatusData();
+	int			i;
+
+	for (i = 0; i < locks->nelements; i++)
+		if (locks->locks[i].pid == MyProcPid &&
+			locks->locks[i].locktag.locktag_type == LOCKTAG_ADVISORY &&
+			locks->locks[i].holdMask != 0)
+			return true;
+	return false;
+}
+
+/*
+ * A tick runs application code (hooks) in this session, and the reaper
+ * takes back every advisory lock that code leaves: so it refuses a session
+ * whose own ownership or advisory locks that could release.
+ */
+static void
+check_session_may_tick(void)
+{
+	if (ownership_session_owns_any())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a session that owns jobs cannot run finlive_reap_once()"),
+				 errdetail("A hook the tick runs could release this session's ownership."),
+				 errhint("Run finlive_reap_once() in a session of its own, or call finlive_clear_all() first.")));
+	if (session_holds_advisory_locks())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a session that holds advisory locks cannot run finlive_reap_once()"),
+				 errdetail("A hook the tick runs could release them, and the tick releases every advisory lock a hook leaves."),
+				 errhint("Run finlive_reap_once() in a session of its own.")));
 }
 
 /*
@@ -283,15 +378,15 @@ finlive_reap_once(PG_FUNCTION_ARGS)
 	ReaperCounters tick;
 	FinliveCatalog cat;
 	TimestampTz start;
-	List	   *targets;
 	ListCell   *lc;
 
-	finlive_require_preload();
+	finlive_require_ready();
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("finlive_reap_once cannot run during recovery"),
 				 errhint("The reaper works on the primary only.")));
+	check_session_may_tick();
 	InitMaterializedSRF(fcinfo, 0);
 	memset(&tick, 0, sizeof(tick));
 	start = GetCurrentTimestamp();
@@ -300,9 +395,8 @@ finlive_reap_once(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	if (targets_catalog(&cat))
 	{
-		targets = targets_load(&cat);
-		foreach(lc, targets)
-			reaper_process_target(&cat, (Target *) lfirst(lc), &tick, rsinfo);
+		foreach(lc, targets_load(&cat, true))
+			reaper_tick_target(&cat, (Target *) lfirst(lc), NULL, &tick, rsinfo);
 	}
 	SPI_finish();
 

@@ -10,6 +10,8 @@
  * it the moment the owning session ends, however it ends.  The registry in
  * shared memory only adds what the lock cannot carry: run_id, stage, the
  * owner's (pid, backend_start), the fencing token and the time it was taken.
+ * Each entry carries its stage itself, so the only limits are
+ * finlive.max_owners entries and FINLIVE_STAGE_MAXLEN bytes per stage.
  *
  * Registry and locks are kept in step by one rule: a finlive lock is only
  * ever taken or released by this file, while it holds the registry
@@ -19,45 +21,53 @@
  * back, leaving a stale entry.  Every reader therefore verifies an entry
  * before trusting it:
  *
- *	- for the caller's own entry, LockHeldByMe() (backend-local, cheap);
+ *	- for the caller's own entry, LockHeldByMe() (backend-local, cheap; a
+ *	  shared partition lock is enough to read it);
  *	- for another session's entry, a conditional acquire of the lock.  If it
  *	  succeeds, the owner is gone: the probe releases it and drops the entry.
  *
  * Because a probe briefly holds the lock, it runs under the exclusive
  * partition lock, like every mark of that job: a concurrent finlive_mark can
  * never meet a probe's lock and wrongly return NULL.  Lock order is always
- * registry partition -> lock manager partition -> stage pool.
+ * registry partition -> lock manager partition.  Nothing called under a
+ * registry partition lock can raise: locks are taken with
+ * reportMemoryError = false and entries with HASH_ENTER_NULL.
+ *
+ * A parallel worker never gets here (finlive_require_ready refuses it): it
+ * belongs to its leader's lock group, so its conditional acquire of the
+ * leader's own lock would succeed and the probe would take a live owner
+ * for a dead one.
+ *
+ * The locks need room in the server's shared lock table.  So that owned
+ * jobs never take that room from the rest of the server, the preload
+ * requests room for finlive.max_owners locks on top of it (see
+ * compat_lock_room_size); a mark that still finds no room raises 53400.
  *
  * Every operation touches one partition: O(1) in the number of owned jobs.
- * Only finlive_owners()/finlive_snapshot()/finlive_stats() scan.
- *
- * Stage names are interned in a small refcounted pool, so a registry entry
- * stays at 64 bytes instead of carrying 257 bytes of text.
+ * Only finlive_owners() and finlive_snapshot() scan.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
-#include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/lwlock.h"
-#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "ownership.h"
+#include "reapers.h"
 #include "settings.h"
 #include "tokens.h"
 
 #define REGISTRY_PARTITIONS		32	/* power of 2 */
-
-/* Distinct stage names that can be in use at once, cluster-wide. */
-#define STAGE_POOL_SIZE			256
 
 typedef struct OwnerKey
 {
@@ -66,12 +76,6 @@ typedef struct OwnerKey
 	int64		job_id;
 } OwnerKey;
 
-typedef struct StageName
-{
-	char		name[FINLIVE_STAGE_MAXLEN + 1]; /* hash key */
-	int32		refcount;
-} StageName;
-
 typedef struct OwnerEntry
 {
 	OwnerKey	key;
@@ -79,27 +83,25 @@ typedef struct OwnerEntry
 	int64		token;
 	TimestampTz backend_start;
 	TimestampTz since;
-	StageName  *stage;			/* NULL when no stage was given */
 	int32		pid;
 	bool		run_id_isnull;
+	bool		stage_isnull;
+	char		stage[FINLIVE_STAGE_MAXLEN + 1];
 } OwnerEntry;
 
 typedef struct OwnershipShared
 {
-	LWLockPadded *locks;		/* REGISTRY_PARTITIONS + the stage pool lock */
+	LWLockPadded *locks;		/* REGISTRY_PARTITIONS partition locks */
 	pg_atomic_uint32 entries;	/* registry entries in use, <= max_owners */
-	pg_atomic_uint64 owner_exits;	/* sessions that ended owning jobs */
-	pg_atomic_uint32 waker;		/* pgprocno + 1 of the worker, 0 if none */
 } OwnershipShared;
 
 static OwnershipShared *own_shared = NULL;
 static HTAB *registry = NULL;
-static HTAB *stage_pool = NULL;
 
 /* Jobs this backend has marked, so clear_all and exit need no scan. */
 static HTAB *local_owned = NULL;
 
-#define StagePoolLock()		(&own_shared->locks[REGISTRY_PARTITIONS].lock)
+static bool release_job(int64 job_id);
 
 static inline LWLock *
 partition_lock(uint32 hashcode)
@@ -116,27 +118,35 @@ set_lock_tag(LOCKTAG *tag, Oid dbid, int64 job_id)
 						 FINLIVE_LOCK_OBJSUBID);
 }
 
+/*
+ * Take the job's lock without waiting and without raising.  NOT_AVAIL means
+ * busy or, rarely, no room in the lock table; callers tell them apart.
+ */
+static inline LockAcquireResult
+acquire_nowait(const LOCKTAG *tag)
+{
+	return compat_lock_acquire_nowait(tag, ExclusiveLock);
+}
+
 static inline bool
 entry_is_mine(const OwnerEntry *entry)
 {
 	return entry->pid == MyProcPid && entry->backend_start == MyStartTimestamp;
 }
 
-Size
-ownership_shmem_size(void)
+static Size
+registry_size(void)
 {
-	Size		size = MAXALIGN(sizeof(OwnershipShared));
-
-	size = add_size(size, hash_estimate_size(finlive_max_owners, sizeof(OwnerEntry)));
-	size = add_size(size, hash_estimate_size(STAGE_POOL_SIZE, sizeof(StageName)));
-	return size;
+	return hash_estimate_size(finlive_max_owners, sizeof(OwnerEntry));
 }
 
 void
 ownership_shmem_request(void)
 {
-	RequestAddinShmemSpace(ownership_shmem_size());
-	RequestNamedLWLockTranche("finlive_registry", REGISTRY_PARTITIONS + 1);
+	RequestAddinShmemSpace(add_size(MAXALIGN(sizeof(OwnershipShared)), registry_size()));
+	/* room in the lock table for every owned job, never allocated by us */
+	RequestAddinShmemSpace(compat_lock_room_size(finlive_max_owners));
+	RequestNamedLWLockTranche("finlive_registry", REGISTRY_PARTITIONS);
 }
 
 /* Create or attach the registry; runs under AddinShmemInitLock. */
@@ -151,24 +161,14 @@ ownership_shmem_init(void)
 	{
 		own_shared->locks = GetNamedLWLockTranche("finlive_registry");
 		pg_atomic_init_u32(&own_shared->entries, 0);
-		pg_atomic_init_u64(&own_shared->owner_exits, 0);
-		pg_atomic_init_u32(&own_shared->waker, 0);
 	}
 
 	info.keysize = sizeof(OwnerKey);
 	info.entrysize = sizeof(OwnerEntry);
 	info.num_partitions = REGISTRY_PARTITIONS;
-	registry = ShmemInitHash("finlive owner registry",
-							 finlive_max_owners, finlive_max_owners,
-							 &info,
-							 HASH_ELEM | HASH_BLOBS | HASH_PARTITION | HASH_FIXED_SIZE);
-
-	info.keysize = sizeof(((StageName *) 0)->name);
-	info.entrysize = sizeof(StageName);
-	stage_pool = ShmemInitHash("finlive stage pool",
-							   STAGE_POOL_SIZE, STAGE_POOL_SIZE,
-							   &info,
-							   HASH_ELEM | HASH_STRINGS | HASH_FIXED_SIZE);
+	registry = compat_shmem_init_fixed_hash("finlive owner registry",
+											finlive_max_owners, &info,
+											HASH_ELEM | HASH_BLOBS | HASH_PARTITION);
 }
 
 /* False in a backend that did not get finlive through the preload. */
@@ -200,97 +200,30 @@ registry_remove(const OwnerKey *key, uint32 hashcode)
 	pg_atomic_fetch_sub_u32(&own_shared->entries, 1);
 }
 
-static void
-raise_registry_full(void)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("finlive ownership registry is full"),
-			 errdetail("All %d entries are in use by live owners.", finlive_max_owners),
-			 errhint("Increase finlive.max_owners and restart the server, or clear jobs that are done.")));
-}
-
 /*
- * Take a reference to the interned copy of a stage name.  Raises when the
- * pool of distinct names in use is exhausted.
- */
-static StageName *
-stage_acquire(const char *stage)
-{
-	StageName  *s;
-	bool		found;
-
-	if (stage == NULL)
-		return NULL;
-	LWLockAcquire(StagePoolLock(), LW_EXCLUSIVE);
-	s = (StageName *) hash_search(stage_pool, stage, HASH_ENTER_NULL, &found);
-	if (s == NULL)
-	{
-		/* stale registry entries may hold the names: verify all, retry once */
-		LWLockRelease(StagePoolLock());
-		pfree(ownership_list(InvalidOid, NULL));
-		LWLockAcquire(StagePoolLock(), LW_EXCLUSIVE);
-		s = (StageName *) hash_search(stage_pool, stage, HASH_ENTER_NULL, &found);
-	}
-	if (s == NULL)
-	{
-		LWLockRelease(StagePoolLock());
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("finlive ownership registry is full"),
-				 errdetail("More than %d distinct stage names are in use at once.",
-						   STAGE_POOL_SIZE),
-				 errhint("Use fewer distinct stage values; finlive.max_owners does not raise this limit.")));
-	}
-	if (!found)
-		s->refcount = 0;
-	s->refcount++;
-	LWLockRelease(StagePoolLock());
-	return s;
-}
-
-static void
-stage_release(StageName *s)
-{
-	if (s == NULL)
-		return;
-	LWLockAcquire(StagePoolLock(), LW_EXCLUSIVE);
-	if (--s->refcount == 0)
-		hash_search(stage_pool, s->name, HASH_REMOVE, NULL);
-	LWLockRelease(StagePoolLock());
-}
-
-/*
- * Is this registry entry backed by its lock?  Caller holds the entry's
- * partition lock exclusively.  A stale entry is removed, and the stage it
- * referenced is returned through *drop_stage for release after the
- * partition lock is let go.
+ * Is another session's registry entry backed by its lock?  Caller holds the
+ * entry's partition lock exclusively.  A stale entry is removed.
+ *
+ * A conditional acquire that fails means the lock is held (or, when the
+ * lock table is out of room, that the probe could not tell: then the entry
+ * is trusted, which errs towards the live finalizer).
  */
 static bool
-entry_verify(OwnerEntry *entry, uint32 hashcode, StageName **drop_stage)
+verify_other(OwnerEntry *entry, uint32 hashcode)
 {
 	LOCKTAG		tag;
-	bool		live;
+	LockAcquireResult res;
 
 	set_lock_tag(&tag, entry->key.dbid, entry->key.job_id);
-	if (entry_is_mine(entry))
-		live = LockHeldByMe(&tag, ExclusiveLock);
-	else
-	{
-		LockAcquireResult res = LockAcquire(&tag, ExclusiveLock, true, true);
-
-		/* we cannot hold a lock whose entry is someone else's */
-		Assert(res != LOCKACQUIRE_ALREADY_HELD);
-		live = (res == LOCKACQUIRE_NOT_AVAIL);
-		if (!live)
-			LockRelease(&tag, ExclusiveLock, true);
-	}
-	if (!live)
-	{
-		*drop_stage = entry->stage;
-		registry_remove(&entry->key, hashcode);
-	}
-	return live;
+	res = acquire_nowait(&tag);
+	if (res == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	/* ours after all (ALREADY_HELD) or free: undo the count we just took */
+	LockRelease(&tag, ExclusiveLock, true);
+	if (res == LOCKACQUIRE_ALREADY_HELD)
+		return true;
+	registry_remove(&entry->key, hashcode);
+	return false;
 }
 
 static void
@@ -299,11 +232,8 @@ fill_info(const OwnerEntry *entry, OwnerInfo *info)
 	info->job_id = entry->key.job_id;
 	info->run_id = entry->run_id;
 	info->run_id_isnull = entry->run_id_isnull;
-	info->stage_isnull = (entry->stage == NULL);
-	if (entry->stage)
-		strlcpy(info->stage, entry->stage->name, sizeof(info->stage));
-	else
-		info->stage[0] = '\0';
+	info->stage_isnull = entry->stage_isnull;
+	strlcpy(info->stage, entry->stage, sizeof(info->stage));
 	info->pid = entry->pid;
 	info->backend_start = entry->backend_start;
 	info->token = entry->token;
@@ -311,8 +241,10 @@ fill_info(const OwnerEntry *entry, OwnerInfo *info)
 }
 
 /*
- * The live owner of (dbid, job_id), if any.  Never waits on the job's lock,
- * and a free job is answered under a shared partition lock only.
+ * The live owner of (dbid, job_id), if any.  Never waits on the job's lock.
+ * A free job, and the caller's own entry, are answered under a shared
+ * partition lock; only an entry that needs probing or dropping takes it
+ * exclusively.
  */
 static bool
 lookup_in_db(Oid dbid, int64 job_id, OwnerInfo *info)
@@ -321,26 +253,39 @@ lookup_in_db(Oid dbid, int64 job_id, OwnerInfo *info)
 	uint32		hashcode = get_hash_value(registry, &key);
 	LWLock	   *plock = partition_lock(hashcode);
 	OwnerEntry *entry;
-	StageName  *drop_stage = NULL;
 	bool		live = false;
+	LOCKTAG		tag;
 
+	set_lock_tag(&tag, dbid, job_id);
 	LWLockAcquire(plock, LW_SHARED);
 	entry = hash_search_with_hash_value(registry, &key, hashcode, HASH_FIND, NULL);
-	LWLockRelease(plock);
-	if (entry == NULL)
-		return false;
-
-	/* verifying may probe the lock or drop the entry: exclusive */
-	LWLockAcquire(plock, LW_EXCLUSIVE);
-	entry = hash_search_with_hash_value(registry, &key, hashcode, HASH_FIND, NULL);
-	if (entry != NULL && entry_verify(entry, hashcode, &drop_stage))
+	if (entry != NULL && entry_is_mine(entry) && compat_lock_held_by_me(&tag, ExclusiveLock))
 	{
 		live = true;
 		if (info)
 			fill_info(entry, info);
 	}
 	LWLockRelease(plock);
-	stage_release(drop_stage);
+	if (entry == NULL || live)
+		return live;
+
+	/* another session's entry, or a stale one of ours: exclusive */
+	LWLockAcquire(plock, LW_EXCLUSIVE);
+	entry = hash_search_with_hash_value(registry, &key, hashcode, HASH_FIND, NULL);
+	if (entry != NULL)
+	{
+		if (entry_is_mine(entry))
+		{
+			live = compat_lock_held_by_me(&tag, ExclusiveLock);
+			if (!live)
+				registry_remove(&key, hashcode);
+		}
+		else
+			live = verify_other(entry, hashcode);
+		if (live && info)
+			fill_info(entry, info);
+	}
+	LWLockRelease(plock);
 	return live;
 }
 
@@ -348,6 +293,20 @@ bool
 ownership_lookup(int64 job_id, OwnerInfo *info)
 {
 	return lookup_in_db(MyDatabaseId, job_id, info);
+}
+
+/*
+ * The reaper's question: is this job owned?  Like ownership_lookup, but a
+ * probe that cannot tell says so (OWNER_UNKNOWN) instead of guessing; the
+ * test-only setting finlive.fault_injection = 'ownership_probe' makes every
+ * probe fail that way, as the original application's TC-08 does.
+ */
+OwnerProbe
+ownership_probe(int64 job_id, OwnerInfo *info)
+{
+	if (settings_fault_injected("ownership_probe"))
+		return OWNER_UNKNOWN;
+	return ownership_lookup(job_id, info) ? OWNER_LIVE : OWNER_NONE;
 }
 
 /*
@@ -362,61 +321,105 @@ release_job(int64 job_id)
 	LWLock	   *plock = partition_lock(hashcode);
 	LOCKTAG		tag;
 	OwnerEntry *entry;
-	StageName  *stage = NULL;
 	bool		held;
 
 	set_lock_tag(&tag, MyDatabaseId, job_id);
 	LWLockAcquire(plock, LW_EXCLUSIVE);
-	held = LockHeldByMe(&tag, ExclusiveLock);
+	held = compat_lock_held_by_me(&tag, ExclusiveLock);
 	entry = hash_search_with_hash_value(registry, &key, hashcode, HASH_FIND, NULL);
 	if (entry != NULL && entry_is_mine(entry))
-	{
-		stage = entry->stage;
 		registry_remove(&key, hashcode);
-	}
 	if (held)
 		LockRelease(&tag, ExclusiveLock, true);
 	LWLockRelease(plock);
-	stage_release(stage);
 	return held;
 }
 
 /*
- * Session exit: drop this backend's registry entries and wake the worker,
- * so a job whose finalizer just died is reaped at once.  Registered with
- * on_shmem_exit, so it runs after ShutdownPostgres has aborted the
- * session's transaction (releasing its row locks) and released its session
- * locks: when the worker wakes, nothing of the dead owner is left to block
- * it.
+ * Session exit: drop this backend's registry entries and tell its
+ * database's reaper which jobs just lost their owner, so a job whose
+ * finalizer died is reaped at once.  Registered with on_shmem_exit, so it
+ * runs after ShutdownPostgres has aborted the session's transaction
+ * (releasing its row locks) and released its session locks: when the
+ * reaper wakes, nothing of the dead owner is left to block it.
  */
 static void
 ownership_session_exit(int code, Datum arg)
 {
 	HASH_SEQ_STATUS status;
 	int64	   *job;
-	long		owned = 0;
-	uint32		waker;
+	int64	   *jobs;
+	int			njobs = 0;
 
 	if (local_owned == NULL || own_shared == NULL)
 		return;
 
 	/*
-	 * Wake the worker if this session owned anything, even if a probe from
-	 * another session has already dropped our entries (our locks went away
-	 * just before this callback): the jobs still need a tick now.
+	 * Report every job this session marked and did not clear, even those a
+	 * probe from another session has already dropped (our locks went away
+	 * just before this callback): they still need a decision now.
 	 */
-	owned = hash_get_num_entries(local_owned);
+	jobs = MemoryContextAlloc(TopMemoryContext,
+							  sizeof(int64) * Max(hash_get_num_entries(local_owned), 1));
 	hash_seq_init(&status, local_owned);
-	/* the locks are normally gone already, released by ShutdownPostgres */
 	while ((job = (int64 *) hash_seq_search(&status)) != NULL)
-		(void) release_job(*job);
-	if (owned > 0)
 	{
-		pg_atomic_fetch_add_u64(&own_shared->owner_exits, 1);
-		waker = pg_atomic_read_u32(&own_shared->waker);
-		if (waker != 0)
-			SetLatch(&ProcGlobal->allProcs[waker - 1].procLatch);
+		(void) release_job(*job);
+		jobs[njobs++] = *job;
 	}
+	if (njobs > 0)
+		reapers_owner_exited(MyDatabaseId, jobs, njobs);
+}
+
+/*
+ * Did pg_advisory_unlock_all() or DISCARD ALL drop this session's locks?
+ * Both release every session-level advisory lock at once, and nothing else
+ * releases one of finlive's behind its back, so one marked job whose lock
+ * is gone tells: then every entry of this session is stale.  O(1) when
+ * nothing happened.
+ */
+static void
+sweep_released(void)
+{
+	HASH_SEQ_STATUS status;
+	int64	   *job;
+	LOCKTAG		tag;
+
+	hash_seq_init(&status, local_owned);
+	job = (int64 *) hash_seq_search(&status);
+	if (job == NULL)
+		return;
+	set_lock_tag(&tag, MyDatabaseId, *job);
+	hash_seq_term(&status);
+	if (compat_lock_held_by_me(&tag, ExclusiveLock))
+		return;
+
+	/* forget every job whose lock is gone; keep those marked since */
+	hash_seq_init(&status, local_owned);
+	while ((job = (int64 *) hash_seq_search(&status)) != NULL)
+	{
+		int64		job_id = *job;
+
+		set_lock_tag(&tag, MyDatabaseId, job_id);
+		if (compat_lock_held_by_me(&tag, ExclusiveLock))
+			continue;
+		hash_search(local_owned, &job_id, HASH_REMOVE, NULL);
+		(void) release_job(job_id);		/* drops our stale entry */
+	}
+}
+
+/*
+ * At the end of each transaction of a session that owns jobs, drop the
+ * entries a release of all advisory locks left behind, so that no stale
+ * metadata (finlive_stats.owners_active counts entries) outlives the
+ * statement that released them.
+ */
+static void
+ownership_xact_callback(XactEvent event, void *arg)
+{
+	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT) &&
+		local_owned != NULL && hash_get_num_entries(local_owned) > 0)
+		sweep_released();
 }
 
 /* Backend-local bookkeeping, set up at this session's first mark. */
@@ -433,16 +436,51 @@ ensure_local_state(void)
 	local_owned = hash_create("finlive owned jobs", 64, &info,
 							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	on_shmem_exit(ownership_session_exit, (Datum) 0);
+	RegisterXactCallback(ownership_xact_callback, NULL);
+}
+
+/* Write what a mark records into an entry this session now owns. */
+static void
+fill_entry(OwnerEntry *entry, bool run_id_isnull, int64 run_id, const char *stage)
+{
+	entry->run_id = run_id;
+	entry->run_id_isnull = run_id_isnull;
+	entry->stage_isnull = (stage == NULL);
+	strlcpy(entry->stage, stage ? stage : "", sizeof(entry->stage));
+}
+
+/*
+ * Under the exclusive partition lock, with the job's lock just taken: find
+ * or make the job's registry entry.  NULL when the registry is full (the
+ * caller then gives the lock back).
+ */
+static OwnerEntry *
+claim_entry(const OwnerKey *key, uint32 hashcode, OwnerEntry *existing)
+{
+	OwnerEntry *entry;
+	bool		found;
+
+	if (existing != NULL)
+		return existing;		/* a stale entry we now replace */
+	if (!registry_reserve_entry())
+		return NULL;
+	entry = hash_search_with_hash_value(registry, key, hashcode,
+										HASH_ENTER_NULL, &found);
+	if (entry == NULL)
+		pg_atomic_fetch_sub_u32(&own_shared->entries, 1);
+	return entry;
 }
 
 /*
  * Take ownership of job_id in the current database without waiting.
  *
- * Returns true and the fencing token when this session owns the job
- * afterwards (re-marking keeps the token and updates run_id/stage), false
- * when another live session owns it.  Raises when the registry is full.
+ * MARK_OWNED and the fencing token when this session owns the job
+ * afterwards (re-marking keeps the token and updates run_id/stage),
+ * MARK_BUSY when another live session owns it, MARK_NO_ROOM when the lock
+ * table had no room for the job's lock.  Raises only before it touches
+ * anything shared, and when the registry is full (53400).
  */
-bool
+MarkResult
 ownership_mark(int64 job_id, bool run_id_isnull, int64 run_id,
 			   const char *stage, int64 *token)
 {
@@ -451,93 +489,75 @@ ownership_mark(int64 job_id, bool run_id_isnull, int64 run_id,
 	LWLock	   *plock = partition_lock(hashcode);
 	LOCKTAG		tag;
 	OwnerEntry *entry;
-	StageName  *new_stage;
-	StageName  *old_stage = NULL;
 	TimestampTz now = GetCurrentTimestamp();
 	int64		new_token;
 	bool		in_local;
-	bool		purged = false;
+	LockAcquireResult res;
 
 	/*
-	 * Everything that can fail is done before the job's lock is taken, so an
-	 * error can never leave a finlive lock without its entry.  A token taken
-	 * here and not used (a re-mark, a busy job) only leaves a gap; a job left
-	 * in local_owned by an error is harmless (clearing checks the lock).
+	 * What can fail is done before the partition lock is taken, so an error
+	 * can never leave a finlive lock without its entry.  A token taken here
+	 * and not used (a re-mark, a busy job) only leaves a gap; a job left in
+	 * local_owned is harmless (releasing checks the lock).
 	 */
 	ensure_local_state();
 	new_token = tokens_next(now);
 	hash_search(local_owned, &job_id, HASH_ENTER, &in_local);
-	new_stage = stage_acquire(stage);	/* last: nothing after it can fail */
 	set_lock_tag(&tag, MyDatabaseId, job_id);
 
-retry:
 	LWLockAcquire(plock, LW_EXCLUSIVE);
 	entry = hash_search_with_hash_value(registry, &key, hashcode, HASH_FIND, NULL);
-	if (entry != NULL && entry_is_mine(entry) && LockHeldByMe(&tag, ExclusiveLock))
+	res = acquire_nowait(&tag);
+	if (res == LOCKACQUIRE_ALREADY_HELD)
 	{
-		/* already ours: refresh the metadata, keep the token */
-		old_stage = entry->stage;
-		entry->stage = new_stage;
-		entry->run_id = run_id;
-		entry->run_id_isnull = run_id_isnull;
-		*token = entry->token;
-		LWLockRelease(plock);
-		stage_release(old_stage);
-		return true;
+		/* one lock per job and session: give back the count just taken */
+		LockRelease(&tag, ExclusiveLock, true);
+		if (entry != NULL && entry_is_mine(entry))
+		{
+			/* already ours: refresh the metadata, keep the token */
+			fill_entry(entry, run_id_isnull, run_id, stage);
+			*token = entry->token;
+			LWLockRelease(plock);
+			return MARK_OWNED;
+		}
+		/* we hold the lock but lost the entry: make it again below */
 	}
-
-	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	else if (res == LOCKACQUIRE_NOT_AVAIL)
 	{
-		/* a live session owns it (entry present, or about to be) */
+		/*
+		 * Busy, or no room in the lock table.  Every finlive lock has an
+		 * entry (taken under this partition lock, which we hold), so without
+		 * an entry it can only be the room.
+		 */
+		bool		no_room = (entry == NULL);
+
 		LWLockRelease(plock);
-		stage_release(new_stage);
 		if (!in_local)
 			hash_search(local_owned, &job_id, HASH_REMOVE, NULL);
-		return false;
+		return no_room ? MARK_NO_ROOM : MARK_BUSY;
 	}
 
-	if (entry != NULL)
-		old_stage = entry->stage;	/* a stale entry we now replace */
-	else
+	entry = claim_entry(&key, hashcode, entry);
+	if (entry == NULL)
 	{
-		bool		found;
-
-		entry = NULL;
-		if (registry_reserve_entry())
-		{
-			entry = hash_search_with_hash_value(registry, &key, hashcode,
-												HASH_ENTER_NULL, &found);
-			if (entry == NULL)
-				pg_atomic_fetch_sub_u32(&own_shared->entries, 1);
-		}
-		if (entry == NULL)
-		{
-			LockRelease(&tag, ExclusiveLock, true);
-			LWLockRelease(plock);
-			if (!purged)
-			{
-				/* stale entries may be holding the room: verify all, retry */
-				pfree(ownership_list(InvalidOid, NULL));
-				purged = true;
-				goto retry;
-			}
-			stage_release(new_stage);
-			if (!in_local)
-				hash_search(local_owned, &job_id, HASH_REMOVE, NULL);
-			raise_registry_full();
-		}
+		LockRelease(&tag, ExclusiveLock, true);
+		LWLockRelease(plock);
+		if (!in_local)
+			hash_search(local_owned, &job_id, HASH_REMOVE, NULL);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("finlive ownership registry is full"),
+				 errdetail("All %d entries are in use by live owners.", finlive_max_owners),
+				 errhint("Increase finlive.max_owners and restart the server, or clear jobs that are done.")));
 	}
-	entry->run_id = run_id;
-	entry->run_id_isnull = run_id_isnull;
-	entry->stage = new_stage;
+	fill_entry(entry, run_id_isnull, run_id, stage);
 	entry->pid = MyProcPid;
 	entry->backend_start = MyStartTimestamp;
 	entry->token = new_token;
 	entry->since = now;
 	*token = new_token;
 	LWLockRelease(plock);
-	stage_release(old_stage);
-	return true;
+	return MARK_OWNED;
 }
 
 bool
@@ -574,6 +594,16 @@ ownership_clear_all(void)
 	return released;
 }
 
+/* Does this session hold the lock of any job it marked? */
+bool
+ownership_session_owns_any(void)
+{
+	if (local_owned == NULL)
+		return false;
+	sweep_released();
+	return hash_get_num_entries(local_owned) > 0;
+}
+
 static int
 owner_info_cmp(const void *a, const void *b)
 {
@@ -584,67 +614,52 @@ owner_info_cmp(const void *a, const void *b)
 }
 
 /*
- * The live owners of database dbid (InvalidOid: every database), ordered
- * by job_id, palloc'd in the current memory context.  Each candidate is
- * verified like any single lookup, and stale entries met on the way are
- * dropped.  For diagnostics: this scans the whole registry.
+ * The live owners of database dbid, ordered by job_id, palloc'd in the
+ * current memory context.  Each candidate is verified like any single
+ * lookup, and stale entries met on the way are dropped.  For diagnostics:
+ * this scans the whole registry.
  */
 OwnerInfo *
 ownership_list(Oid dbid, int *count)
 {
 	HASH_SEQ_STATUS status;
 	OwnerEntry *entry;
-	OwnerKey   *keys;
+	int64	   *jobs;
 	OwnerInfo  *result;
-	int			nkeys = 0;
+	int			njobs = 0;
 	int			nlive = 0;
 	int			i;
 
-	keys = palloc(sizeof(OwnerKey) * Max(finlive_max_owners, 1));
+	jobs = palloc(sizeof(int64) * Max(finlive_max_owners, 1));
 	for (i = 0; i < REGISTRY_PARTITIONS; i++)
 		LWLockAcquire(&own_shared->locks[i].lock, LW_SHARED);
 	hash_seq_init(&status, registry);
 	while ((entry = (OwnerEntry *) hash_seq_search(&status)) != NULL)
 	{
-		if (!OidIsValid(dbid) || entry->key.dbid == dbid)
-			keys[nkeys++] = entry->key;
+		if (entry->key.dbid == dbid && njobs < finlive_max_owners)
+			jobs[njobs++] = entry->key.job_id;
 	}
 	for (i = REGISTRY_PARTITIONS - 1; i >= 0; i--)
 		LWLockRelease(&own_shared->locks[i].lock);
 
-	result = palloc(sizeof(OwnerInfo) * Max(nkeys, 1));
-	for (i = 0; i < nkeys; i++)
+	result = palloc(sizeof(OwnerInfo) * Max(njobs, 1));
+	for (i = 0; i < njobs; i++)
 	{
-		if (lookup_in_db(keys[i].dbid, keys[i].job_id, &result[nlive]))
+		if (lookup_in_db(dbid, jobs[i], &result[nlive]))
 			nlive++;
 	}
-	pfree(keys);
+	pfree(jobs);
 	qsort(result, nlive, sizeof(OwnerInfo), owner_info_cmp);
-	if (count)
-		*count = nlive;
+	*count = nlive;
 	return result;
 }
 
-/* Live owners in the whole cluster. */
+/*
+ * Registry entries in use in the whole cluster: the owners, counting the
+ * stale entries not yet noticed (which the next look at them drops).
+ */
 int64
 ownership_count(void)
 {
-	int			count;
-
-	pfree(ownership_list(InvalidOid, &count));
-	return count;
-}
-
-/* How many owning sessions have ended so far; the worker watches it. */
-uint64
-ownership_exit_count(void)
-{
-	return pg_atomic_read_u64(&own_shared->owner_exits);
-}
-
-/* Register (pgprocno >= 0) or forget (-1) the worker to wake on exits. */
-void
-ownership_set_waker(int pgprocno)
-{
-	pg_atomic_write_u32(&own_shared->waker, (uint32) (pgprocno + 1));
+	return (int64) pg_atomic_read_u32(&own_shared->entries);
 }

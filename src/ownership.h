@@ -34,19 +34,34 @@ typedef struct OwnerInfo
 	TimestampTz since;
 } OwnerInfo;
 
-extern Size ownership_shmem_size(void);
+/* The answer of an ownership probe. */
+typedef enum OwnerProbe
+{
+	OWNER_NONE,					/* no live session owns the job */
+	OWNER_LIVE,					/* a live session owns it */
+	OWNER_UNKNOWN				/* the probe could not tell (a fault) */
+} OwnerProbe;
+
+/* The outcome of finlive_mark. */
+typedef enum MarkResult
+{
+	MARK_OWNED,					/* this session owns the job now */
+	MARK_BUSY,					/* another live session owns it */
+	MARK_NO_ROOM				/* the lock table had no room for its lock */
+} MarkResult;
+
 extern void ownership_shmem_request(void);
 extern void ownership_shmem_init(void);
 extern bool ownership_ready(void);
 
-extern bool ownership_mark(int64 job_id, bool run_id_isnull, int64 run_id,
-						   const char *stage, int64 *token);
+extern MarkResult ownership_mark(int64 job_id, bool run_id_isnull, int64 run_id,
+								 const char *stage, int64 *token);
 extern bool ownership_clear(int64 job_id);
 extern int	ownership_clear_all(void);
+extern bool ownership_session_owns_any(void);
+extern OwnerProbe ownership_probe(int64 job_id, OwnerInfo *info);
 extern bool ownership_lookup(int64 job_id, OwnerInfo *info);
 extern OwnerInfo *ownership_list(Oid dbid, int *count);
 extern int64 ownership_count(void);
-extern uint64 ownership_exit_count(void);
-extern void ownership_set_waker(int pgprocno);
 
 #endif							/* FINLIVE_OWNERSHIP_H */

@@ -21,6 +21,7 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
+#include "compat.h"
 #include "settings.h"
 
 bool		finlive_enabled = true;
@@ -35,29 +36,83 @@ int			finlive_naptime = 10000;
 bool		finlive_reaper_on = true;
 char	   *finlive_database = NULL;
 int			finlive_max_owners = 10000;
+int			finlive_hook_timeout = 30000;
+static char *finlive_fault_injection = NULL;
 
 /*
- * Parsed form of finlive.guarded_stages, built by the check hook and
- * installed by the assign hook (the GUC machinery owns the "extra" memory).
+ * Parsed forms of the list settings, built by their check hooks and
+ * installed by their assign hooks (the GUC machinery owns the "extra"
+ * memory).  A database list uses the same layout: "*" is "all".
  */
-typedef struct GuardedStages
-{
-	bool		all;			/* "*" was listed: every job is guarded */
-	int			nstages;
-	char		stages[FLEXIBLE_ARRAY_MEMBER];	/* NUL-separated names */
-} GuardedStages;
-
 static GuardedStages *guarded = NULL;
+static GuardedStages *databases = NULL;
 
+/* Lay out n names as a GuardedStages, in memory from alloc (NULL: palloc). */
+static GuardedStages *
+build_list(char **names, int n, void *(*alloc) (Size))
+{
+	Size		len = offsetof(GuardedStages, stages);
+	GuardedStages *list;
+	char	   *p;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		len += strlen(names[i]) + 1;
+	list = alloc ? alloc(len) : palloc(len);
+	if (list == NULL)
+		return NULL;
+	list->all = false;
+	list->nstages = n;
+	p = list->stages;
+	for (i = 0; i < n; i++)
+	{
+		if (strcmp(names[i], "*") == 0)
+			list->all = true;
+		strcpy(p, names[i]);
+		p += strlen(names[i]) + 1;
+	}
+	return list;
+}
+
+/* A target's own guarded_stages, palloc'd. */
+GuardedStages *
+guarded_stages_build(char **names, int n)
+{
+	return build_list(names, n, NULL);
+}
+
+/* Is a job in this stage guarded by this list?  NULL stage: only by "*". */
+bool
+guarded_stages_match(const GuardedStages *list, const char *stage)
+{
+	const char *p;
+	int			i;
+
+	if (list == NULL)
+		return false;
+	if (list->all)
+		return true;
+	if (stage == NULL)
+		return false;
+	p = list->stages;
+	for (i = 0; i < list->nstages; i++)
+	{
+		if (strcmp(p, stage) == 0)
+			return true;
+		p += strlen(p) + 1;
+	}
+	return false;
+}
+
+/* The check hook of both list settings: a comma list, names may be quoted. */
 static bool
-check_guarded_stages(char **newval, void **extra, GucSource source)
+check_name_list(char **newval, void **extra, GucSource source)
 {
 	char	   *rawcopy = pstrdup(*newval);
 	List	   *items;
 	ListCell   *lc;
-	Size		len = offsetof(GuardedStages, stages);
-	GuardedStages *parsed;
-	char	   *p;
+	char	  **names;
+	int			n = 0;
 
 	if (!SplitGUCList(rawcopy, ',', &items))
 	{
@@ -66,29 +121,14 @@ check_guarded_stages(char **newval, void **extra, GucSource source)
 		list_free(items);
 		return false;
 	}
+	names = palloc(sizeof(char *) * Max(list_length(items), 1));
 	foreach(lc, items)
-		len += strlen((char *) lfirst(lc)) + 1;
-
-	parsed = (GuardedStages *) malloc(len);
-	if (parsed == NULL)
-		return false;
-	parsed->all = false;
-	parsed->nstages = 0;
-	p = parsed->stages;
-	foreach(lc, items)
-	{
-		const char *item = (const char *) lfirst(lc);
-
-		if (strcmp(item, "*") == 0)
-			parsed->all = true;
-		strcpy(p, item);
-		p += strlen(item) + 1;
-		parsed->nstages++;
-	}
+		names[n++] = (char *) lfirst(lc);
+	*extra = build_list(names, n, compat_guc_extra_alloc);
+	pfree(names);
 	pfree(rawcopy);
 	list_free(items);
-	*extra = parsed;
-	return true;
+	return *extra != NULL;
 }
 
 static void
@@ -97,30 +137,42 @@ assign_guarded_stages(const char *newval, void *extra)
 	guarded = (GuardedStages *) extra;
 }
 
+static void
+assign_database(const char *newval, void *extra)
+{
+	databases = (GuardedStages *) extra;
+}
+
+/* finlive.guarded_stages, parsed. */
+const GuardedStages *
+settings_guarded_stages(void)
+{
+	return guarded;
+}
+
+/* finlive.database = '*': every database with the extension is reaped. */
+bool
+settings_reap_all_databases(void)
+{
+	return databases == NULL || databases->all;
+}
+
+/* Does finlive.database name this database (or is it '*')? */
+bool
+settings_database_listed(const char *dbname)
+{
+	return settings_reap_all_databases() || guarded_stages_match(databases, dbname);
+}
+
 /*
- * Is a job in this stage guarded against pre-emption?  A NULL stage (no
- * task, or a target without a tasks table) is guarded only by "*".
+ * Is this fault injection point switched on?  finlive.fault_injection is a
+ * hidden, superuser-only setting for finlive's own tests.
  */
 bool
-settings_stage_is_guarded(const char *stage)
+settings_fault_injected(const char *point)
 {
-	const char *p;
-	int			i;
-
-	if (guarded == NULL)
-		return false;
-	if (guarded->all)
-		return true;
-	if (stage == NULL)
-		return false;
-	p = guarded->stages;
-	for (i = 0; i < guarded->nstages; i++)
-	{
-		if (strcmp(p, stage) == 0)
-			return true;
-		p += strlen(p) + 1;
-	}
-	return false;
+	return finlive_fault_injection != NULL && finlive_fault_injection[0] != '\0' &&
+		strcmp(finlive_fault_injection, point) == 0;
 }
 
 /*
@@ -159,7 +211,7 @@ settings_define(void)
 							   "\"*\" guards every job.",
 							   &finlive_guarded_stages, "deploy-staging",
 							   PGC_SUSET, GUC_LIST_INPUT,
-							   check_guarded_stages, assign_guarded_stages, NULL);
+							   check_name_list, assign_guarded_stages, NULL);
 
 	DefineCustomBoolVariable("finlive.dry_run",
 							 "Makes the reaper decide and log without changing any job.",
@@ -191,25 +243,37 @@ settings_define(void)
 							 &finlive_reaper_on, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("finlive.hook_timeout",
+							"Longest time one on_reap or gate call, or the update whose triggers it fires, may run.",
+							"0 means no limit.",
+							&finlive_hook_timeout, 30000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("finlive.database",
+							   "Databases the reaper works in.",
+							   "\"*\" reaps every database in which the extension is installed; otherwise a comma-separated list of database names.",
+							   &finlive_database, "*",
+							   PGC_SIGHUP, GUC_LIST_INPUT | GUC_SUPERUSER_ONLY,
+							   check_name_list, assign_database, NULL);
+
+	DefineCustomStringVariable("finlive.fault_injection",
+							   "Switches on a fault injection point, for finlive's own tests.",
+							   NULL,
+							   &finlive_fault_injection, "",
+							   PGC_SUSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+
 	/*
-	 * Restart-only settings can only be defined while the postmaster loads
-	 * the library; in a session that loaded finlive without the preload they
+	 * A restart-only setting can only be defined while the postmaster loads
+	 * the library; in a session that loaded finlive without the preload it
 	 * would be fatal, and mean nothing there anyway.
 	 */
 	if (process_shared_preload_libraries_in_progress)
-	{
-		DefineCustomStringVariable("finlive.database",
-								   "Database the background worker reaps.",
-								   NULL,
-								   &finlive_database, "postgres",
-								   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
-
 		DefineCustomIntVariable("finlive.max_owners",
 								"Capacity of the shared ownership registry.",
 								NULL,
-								&finlive_max_owners, 10000, 1, INT_MAX / 64,
+								&finlive_max_owners, 10000, 1, INT_MAX / 1024,
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	}
 
 	MarkGUCPrefixReserved("finlive");
 }

@@ -20,8 +20,25 @@ extern int	finlive_naptime;
 extern bool finlive_reaper_on;
 extern char *finlive_database;
 extern int	finlive_max_owners;
+extern int	finlive_hook_timeout;
+
+/*
+ * A parsed list of guarded stages: finlive.guarded_stages, or a target's
+ * own guarded_stages.  "*" guards every job.
+ */
+typedef struct GuardedStages
+{
+	bool		all;			/* "*" was listed */
+	int			nstages;
+	char		stages[FLEXIBLE_ARRAY_MEMBER];	/* NUL-separated names */
+} GuardedStages;
 
 extern void settings_define(void);
-extern bool settings_stage_is_guarded(const char *stage);
+extern const GuardedStages *settings_guarded_stages(void);
+extern GuardedStages *guarded_stages_build(char **names, int n);
+extern bool guarded_stages_match(const GuardedStages *list, const char *stage);
+extern bool settings_reap_all_databases(void);
+extern bool settings_database_listed(const char *dbname);
+extern bool settings_fault_injected(const char *point);
 
 #endif							/* FINLIVE_SETTINGS_H */

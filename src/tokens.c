@@ -60,27 +60,47 @@ tokens_shmem_request(void)
 	RequestNamedLWLockTranche("finlive_tokens", 1);
 }
 
-/* Read the persisted reservation; 0 when there is none yet. */
+/*
+ * Read the persisted reservation; 0 when there is none yet.  A file that
+ * exists but cannot be read or parsed is reported, and tokens go on from
+ * the clock: still increasing, unless the clock has also stepped back.
+ */
 static uint64
 read_reservation(void)
 {
 	FILE	   *file;
 	char		buf[32];
+	char	   *end;
 	uint64		value = 0;
 
 	file = AllocateFile(TOKEN_FILE, "r");
 	if (file == NULL)
 	{
 		if (errno != ENOENT)
-			ereport(LOG,
+			ereport(WARNING,
 					(errcode_for_file_access(),
-					 errmsg("could not read file \"%s\": %m", TOKEN_FILE)));
+					 errmsg("could not read file \"%s\": %m", TOKEN_FILE),
+					 errdetail("Fencing tokens continue from the clock; they stay increasing unless the clock has also stepped back.")));
 		return 0;
 	}
-	if (fgets(buf, sizeof(buf), file) != NULL)
-		value = strtou64(buf, NULL, 10);
+	if (fgets(buf, sizeof(buf), file) == NULL ||
+		(value = strtou64(buf, &end, 10)) == 0 || (*end != '\n' && *end != '\0'))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("file \"%s\" does not hold a fencing token", TOKEN_FILE),
+				 errdetail("Fencing tokens continue from the clock; they stay increasing unless the clock has also stepped back.")));
+		value = 0;
+	}
 	FreeFile(file);
 	return value;
+}
+
+/* The clock part of a token: microseconds since 2000, never below 1. */
+static uint64
+clock_part(TimestampTz now)
+{
+	return now > 0 ? (uint64) now : 1;
 }
 
 /*
@@ -92,7 +112,7 @@ tokens_shmem_init(void)
 {
 	bool		found;
 	uint64		reserved;
-	uint64		now = (uint64) GetCurrentTimestamp();
+	uint64		now = clock_part(GetCurrentTimestamp());
 
 	token_state = ShmemInitStruct("finlive tokens", sizeof(TokenState), &found);
 	if (found)
@@ -153,7 +173,7 @@ tokens_next(TimestampTz now)
 
 	for (;;)
 	{
-		next = Max(cur + 1, (uint64) now);
+		next = Max(cur + 1, clock_part(now));
 		if (pg_atomic_compare_exchange_u64(&token_state->last, &cur, next))
 			break;
 	}

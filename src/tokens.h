@@ -8,6 +8,8 @@
 #ifndef FINLIVE_TOKENS_H
 #define FINLIVE_TOKENS_H
 
+#include "datatype/timestamp.h"
+
 extern Size tokens_shmem_size(void);
 extern void tokens_shmem_request(void);
 extern void tokens_shmem_init(void);

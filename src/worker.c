@@ -1,24 +1,36 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  The finlive background worker: runs the reaper over finlive.database
- *	  every finlive.naptime, and at once when an owning session ends.
+ *	  A reaper: the background worker that runs the reaper over one
+ *	  database, every finlive.naptime and at once when an owner there dies.
  *
- * A worker_spi-style latch loop.  It starts only once recovery has finished
- * (BgWorkerStart_RecoveryFinished), so it does nothing on a standby and
- * starts by itself on promotion.  Each tick runs in short transactions of
- * its own: one to find the targets and trim the log, one per target; no
- * transaction or row lock is held between ticks.
+ * The launcher (launcher.c) starts one per database to reap.  A
+ * worker_spi-style latch loop: it leaves SIGTERM promptly, reloads on
+ * SIGHUP, and leaves by itself when its database is no longer listed in
+ * finlive.database, when finlive is not installed there (under
+ * finlive.database = '*'; a listed database is waited for quietly), and
+ * when a session needs the database free (DROP DATABASE and kin, see
+ * reapers.c).
  *
- * Ownership ending wakes the worker through its latch (see ownership.c).  A
- * burst of such wake-ups is coalesced: the worker waits WAKE_COALESCE_MS
- * after the first one, then runs one tick for all of them.
+ * Two kinds of tick, on one reaper code path (reaper_tick_target):
+ *
+ *	- a full tick every finlive.naptime decides every running job;
+ *	- an owner exit wakes the reaper at once (the latch), and a tick then
+ *	  decides only the jobs the dead owners held: the first exit after a
+ *	  quiet period is handled without delay, and the exits that arrive
+ *	  while a tick runs are handled together by one more tick.
+ *
+ * Each tick runs in short transactions of its own: one to find the targets
+ * and trim the log, one per target; no transaction or row lock is held
+ * between ticks.  An error in any of them is logged and ends that part of
+ * the tick only; a cancel ends the tick.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "libpq/pqsignal.h"
@@ -37,39 +49,46 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "counters.h"
-#include "ownership.h"
 #include "reaper.h"
+#include "reapers.h"
+#include "sandbox.h"
 #include "settings.h"
 #include "targets.h"
 #include "worker.h"
 
-#define WAKE_COALESCE_MS	50
+PGDLLEXPORT void finlive_reaper_main(Datum main_arg);
 
-/* Beyond this a dead client's session may outlive it unnoticed. */
-#define HALF_OPEN_LIMIT_S	600
+/* Why this reaper is leaving, for the launcher. */
+static ReaperExit exit_reason = REAPER_EXIT_OTHER;
 
-PGDLLEXPORT void finlive_worker_main(Datum main_arg);
-
-void
-worker_register(void)
+/* What one tick found and did, across its transactions. */
+typedef struct Tick
 {
-	BackgroundWorker worker;
+	MemoryContext cxt;			/* lives for the tick */
+	const ExitNotices *only;	/* NULL: a full tick */
+	bool		installed;		/* finlive is installed here */
+	bool		outdated;		/* ... at a version older than the library */
+	int			version;
+	FinliveCatalog cat;
+	List	   *targets;
+	bool		canceled;		/* an interrupt ended the tick */
+} Tick;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "finlive");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "finlive_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "finlive reaper");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "finlive reaper");
-	RegisterBackgroundWorker(&worker);
+static void
+reaper_detach(int code, Datum arg)
+{
+	reapers_detach(reapers_leave_requested() ? REAPER_EXIT_ASKED : exit_reason);
 }
 
-/* WARNING when the Tier-3 ceiling cannot catch anything Tier-2 leaves. */
-static void
-check_ceiling(void)
+/*
+ * WARNING when the Tier-3 ceiling cannot catch anything Tier-2 leaves, by
+ * the server settings (a target with its own policy is warned about when it
+ * is registered).
+ */
+void
+worker_check_ceiling(void)
 {
 	if (finlive_max_running <= finlive_finalize_grace)
 		ereport(WARNING,
@@ -80,195 +99,258 @@ check_ceiling(void)
 }
 
 /*
- * WARNING when a client host that vanishes would leave its sessions, and so
- * its ownership, alive for hours.  An owner is usually an idle session, and
- * only TCP keepalives probe an idle connection: tcp_user_timeout acts only
- * on unacknowledged data, client_connection_check_interval only while a
- * query runs.  A server without TCP listeners has no such clients.
- */
-static void
-check_half_open_window(void)
-{
-	if (ListenAddresses == NULL || ListenAddresses[0] == '\0')
-		return;
-	if (tcp_keepalives_idle > 0 && tcp_keepalives_idle <= HALF_OPEN_LIMIT_S)
-		return;
-	ereport(WARNING,
-			(errmsg("finlive: a crashed client host may keep owning its jobs for hours"),
-			 errdetail("tcp_keepalives_idle is %s, so the server notices a half-open idle connection only when TCP gives up, about two hours later; tcp_user_timeout and client_connection_check_interval do not probe idle sessions.",
-					   tcp_keepalives_idle > 0 ? "above 10 minutes" : "at the system default"),
-			 errhint("Set tcp_keepalives_idle = 60, tcp_keepalives_interval = 10, tcp_keepalives_count = 6 and tcp_user_timeout = 60000 in postgresql.conf.")));
-}
-
-static void
-forget_waker(int code, Datum arg)
-{
-	ownership_set_waker(-1);
-}
-
-/*
- * One tick: find the targets (if finlive is installed), trim the log, then
- * reap each target in its own transaction.  Returns false when finlive is
- * not installed in this database.
+ * Run work(tick, arg) in a transaction of its own with SPI connected.  An
+ * error is logged as a WARNING naming "what" and ends this part of the
+ * tick only; an interrupt ends the whole tick.  False on either.
  */
 static bool
-worker_tick(MemoryContext tick_cxt)
+in_transaction(void (*work) (Tick *, void *), Tick *tick, void *arg, const char *what)
 {
-	ReaperCounters tick;
-	FinliveCatalog cat;
-	TimestampTz start = GetCurrentTimestamp();
-	List	   *targets = NIL;
-	ListCell   *lc;
-	bool		installed;
-	MemoryContext old;
-
-	memset(&tick, 0, sizeof(tick));
-	old = MemoryContextSwitchTo(tick_cxt);
+	volatile bool ok = true;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "finlive: reaper tick");
-	installed = OidIsValid(get_extension_oid("finlive", true));
-	if (installed)
+	PG_TRY();
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (targets_catalog(&cat))
-		{
-			RoleSwitch	sw;
-			MemoryContext spi = MemoryContextSwitchTo(tick_cxt);
-			char	   *sql;
-			Oid			argtypes[1] = {TIMESTAMPTZOID};
-			Datum		args[1];
-
-			cat.qualified_schema = pstrdup(cat.qualified_schema);
-			targets = targets_load(&cat);
-			MemoryContextSwitchTo(spi);
-
-			sql = psprintf("DELETE FROM %s.finlive_reap_log WHERE at OPERATOR(pg_catalog.<) $1",
-						   cat.qualified_schema);
-			args[0] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
-										  (TimestampTz) finlive_log_retention * USECS_PER_SEC);
-			targets_become(cat.owner, &sw);
-			if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
-				elog(ERROR, "could not trim finlive_reap_log");
-			targets_restore(&sw);
-		}
-		SPI_finish();
-	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-
-	foreach(lc, targets)
-	{
-		ReaperCounters target_counts;
-
-		memset(&target_counts, 0, sizeof(target_counts));
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		reaper_process_target(&cat, (Target *) lfirst(lc), &target_counts, NULL);
+		work(tick, arg);
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		/* counted once committed, so the counters agree with the log */
-		counters_add_tick(&target_counts);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(tick->cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		if (sandbox_is_interrupt(edata))
+		{
+			ereport(LOG,
+					(errmsg("reaper tick interrupted: %s", edata->message)));
+			tick->canceled = true;
+		}
+		else
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("could not %s: %s", what, edata->message),
+					 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* The tick's first part: is finlive here, and which targets does it have? */
+static void
+load_targets(Tick *tick, void *arg)
+{
+	MemoryContext spi;
+
+	tick->installed = OidIsValid(get_extension_oid("finlive", true));
+	if (!tick->installed || !targets_catalog(&tick->cat))
+	{
+		tick->installed = false;
+		return;
+	}
+	tick->version = tick->cat.version;
+	tick->outdated = tick->cat.version < FINLIVE_MIN_SQL_VERSION;
+	if (tick->outdated)
+		return;
+	spi = MemoryContextSwitchTo(tick->cxt);
+	tick->cat.qualified_schema = pstrdup(tick->cat.qualified_schema);
+	tick->targets = targets_load(&tick->cat, true);
+	MemoryContextSwitchTo(spi);
+}
+
+/* Delete finlive_reap_log rows older than finlive.log_retention. */
+static void
+trim_log(Tick *tick, void *arg)
+{
+	Oid			argtypes[1] = {TIMESTAMPTZOID};
+	Datum		args[1];
+	Sandbox		sb;
+
+	args[0] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
+								  (TimestampTz) finlive_log_retention * USECS_PER_SEC);
+	sandbox_enter(tick->cat.owner, FINLIVE_SAFE_SEARCH_PATH, &sb);
+	if (SPI_execute_with_args(psprintf("DELETE FROM %s.finlive_reap_log"
+									   " WHERE at OPERATOR(pg_catalog.<) $1",
+									   tick->cat.qualified_schema),
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not trim finlive_reap_log");
+	sandbox_leave(&sb);
+}
+
+/* One target's part of the tick. */
+typedef struct TargetPart
+{
+	const Target *target;
+	ReaperCounters counts;
+} TargetPart;
+
+static void
+reap_target(Tick *tick, void *arg)
+{
+	TargetPart *part = (TargetPart *) arg;
+
+	reaper_tick_target(&tick->cat, part->target, tick->only, &part->counts, NULL);
+}
+
+/*
+ * One tick: find the targets (if finlive is installed), trim the log on a
+ * full tick, then reap each target in its own transaction.  Counts reach
+ * the shared counters once their transaction committed, so that they agree
+ * with the log.
+ */
+static void
+worker_tick(Tick *tick)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	ReaperCounters counts;
+	ListCell   *lc;
+
+	pgstat_report_activity(STATE_RUNNING, tick->only ? "finlive: reaping after an owner exit"
+						   : "finlive: reaper tick");
+	if (in_transaction(load_targets, tick, NULL, "load the reaper's targets") &&
+		tick->installed && !tick->outdated && tick->only == NULL)
+		(void) in_transaction(trim_log, tick, NULL, "trim finlive_reap_log");
+
+	foreach(lc, tick->targets)
+	{
+		TargetPart	part;
+
+		if (tick->canceled)
+			break;
+		memset(&part, 0, sizeof(part));
+		part.target = (const Target *) lfirst(lc);
+		if (in_transaction(reap_target, tick, &part, "reap a target"))
+			counters_add_tick(&part.counts);
 	}
 
-	if (installed)
+	if (tick->installed && !tick->outdated)
 	{
-		tick.ticks = 1;
-		tick.last_tick_at = GetCurrentTimestamp();
-		tick.last_tick_ms = (double) (tick.last_tick_at - start) / 1000.0;
-		counters_add_tick(&tick);
+		memset(&counts, 0, sizeof(counts));
+		counts.ticks = 1;
+		counts.last_tick_at = GetCurrentTimestamp();
+		counts.last_tick_ms = (double) (counts.last_tick_at - start) / 1000.0;
+		counters_add_tick(&counts);
 	}
 	pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(tick_cxt);
-	return installed;
 }
 
+/*
+ * The reaper of one database (main_arg: its OID).  Started by the launcher;
+ * never restarted by the postmaster (the launcher does that).
+ */
 void
-finlive_worker_main(Datum main_arg)
+finlive_reaper_main(Datum main_arg)
 {
+	Oid			dboid = DatumGetObjectId(main_arg);
 	MemoryContext tick_cxt;
-	TimestampTz next_tick;
-	TimestampTz coalesce_until = 0;
-	uint64		seen_exits;
+	TimestampTz next_full;
+	char	   *dbname;
 	bool		logged_missing = false;
+	bool		logged_outdated = false;
+	static uint32 wait_event = 0;
+	ExitNotices *notices;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(finlive_database, NULL, 0);
+	/* one reaper per database, and none in a database a session needs free */
+	if (!reapers_attach(dboid))
+		proc_exit(0);
+	before_shmem_exit(reaper_detach, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("finlive reaper");
-
-	ownership_set_waker(MyProc->pgprocno);
-	before_shmem_exit(forget_waker, (Datum) 0);
-	reaper_note_worker_start();
-
+	StartTransactionCommand();
+	dbname = get_database_name(dboid);
+	if (dbname != NULL)
+		dbname = MemoryContextStrdup(TopMemoryContext, dbname);
+	CommitTransactionCommand();
+	if (dbname == NULL)
+		proc_exit(0);
 	ereport(LOG,
-			(errmsg("finlive reaper started in database \"%s\"", finlive_database)));
-	check_half_open_window();
-	check_ceiling();
+			(errmsg("finlive reaper started in database \"%s\"", dbname)));
 
 	tick_cxt = AllocSetContextCreate(TopMemoryContext, "finlive tick",
 									 ALLOCSET_DEFAULT_SIZES);
-	seen_exits = ownership_exit_count();
-	next_tick = GetCurrentTimestamp();
+	notices = MemoryContextAlloc(TopMemoryContext, sizeof(ExitNotices));
+	next_full = GetCurrentTimestamp();
 
 	for (;;)
 	{
 		TimestampTz now;
-		TimestampTz wake_at;
-		uint64		exits;
+		bool		have_exits;
+		Tick		tick;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
-			TimestampTz last_tick = next_tick - (TimestampTz) finlive_naptime * 1000;
+			TimestampTz last_full = next_full - (TimestampTz) finlive_naptime * 1000;
 
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			check_ceiling();
 			/* a shorter naptime counts from the last tick, not the next */
-			next_tick = Min(next_tick, last_tick + (TimestampTz) finlive_naptime * 1000);
+			next_full = Min(next_full, last_full + (TimestampTz) finlive_naptime * 1000);
 		}
-
-		now = GetCurrentTimestamp();
-		exits = ownership_exit_count();
-		if (exits != seen_exits && coalesce_until == 0)
-			coalesce_until = now + WAKE_COALESCE_MS * 1000;
-
-		if (now >= next_tick || (coalesce_until != 0 && now >= coalesce_until))
+		if (reapers_leave_requested() || !settings_database_listed(dbname))
 		{
-			seen_exits = exits;
-			coalesce_until = 0;
-			if (finlive_reaper_on)
-			{
-				bool		installed = worker_tick(tick_cxt);
-
-				if (!installed && !logged_missing)
-					ereport(LOG,
-							(errmsg("finlive: extension \"finlive\" is not installed in database \"%s\"; the reaper waits for CREATE EXTENSION finlive",
-									finlive_database)));
-				logged_missing = !installed;
-			}
-			next_tick = GetCurrentTimestamp() + (TimestampTz) finlive_naptime * 1000;
+			exit_reason = REAPER_EXIT_ASKED;
+			proc_exit(0);
 		}
 
-		wake_at = next_tick;
-		if (coalesce_until != 0)
-			wake_at = Min(wake_at, coalesce_until);
+		have_exits = reapers_take_exits(notices);
+		now = GetCurrentTimestamp();
+		if (finlive_reaper_on && (now >= next_full || have_exits))
+		{
+			memset(&tick, 0, sizeof(tick));
+			tick.cxt = tick_cxt;
+			tick.only = (now >= next_full || notices->overflow) ? NULL : notices;
+			MemoryContextSwitchTo(tick_cxt);
+			worker_tick(&tick);
+			MemoryContextSwitchTo(TopMemoryContext);
+			MemoryContextReset(tick_cxt);
+			if (tick.only == NULL)
+				next_full = GetCurrentTimestamp() + (TimestampTz) finlive_naptime * 1000;
+
+			if (!tick.installed)
+			{
+				if (settings_reap_all_databases())
+				{
+					/* under '*', a database without finlive gets no reaper */
+					exit_reason = REAPER_EXIT_NO_EXTENSION;
+					proc_exit(0);
+				}
+				if (!logged_missing)
+					ereport(LOG,
+							(errmsg("extension \"finlive\" is not installed in database \"%s\"", dbname),
+							 errdetail("The reaper waits for CREATE EXTENSION finlive.")));
+			}
+			logged_missing = !tick.installed;
+			if (tick.outdated && !logged_outdated)
+				ereport(LOG,
+						(errmsg("extension \"finlive\" in database \"%s\" is at version %d.%d, older than the library",
+								dbname, tick.version / 10, tick.version % 10),
+						 errdetail("The reaper waits for ALTER EXTENSION finlive UPDATE.")));
+			logged_outdated = tick.outdated;
+		}
+		else if (!finlive_reaper_on)
+			next_full = now + (TimestampTz) finlive_naptime * 1000;
+
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), wake_at), 1),
-						 PG_WAIT_EXTENSION);
+						 Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_full), 1),
+						 compat_wait_event("FinliveReaperMain", &wait_event));
 		ResetLatch(MyLatch);
 	}
 }

@@ -1,0 +1,217 @@
+/*-------------------------------------------------------------------------
+ *
+ * failures.c
+ *	  What keeps failing: jobs whose reap fails, and targets that cannot be
+ *	  reaped, remembered in shared memory.
+ *
+ * A job whose hook fails at every attempt stays running forever; an
+ * operator must be able to see that, and why, in one query
+ * (finlive_reap_errors, finlive_audit, finlive_explain).  Each failed
+ * attempt is recorded here under (database, target, job): the number of
+ * failures, the first and last time, and the last error.  The record goes
+ * when the job is reaped or found no longer running.  Shared memory rather
+ * than a table: a tick that fails writes no WAL either, the reaper and
+ * finlive_reap_once() see the same records, and they need no privileges on
+ * a table of finlive's.
+ *
+ * A target that cannot be reaped at all (a table, hook or role gone) is
+ * remembered here too, with the time of its last WARNING, so that it warns
+ * when it becomes unusable and at most once an hour while it stays so.
+ *
+ * A fixed-size table (FAILURE_SLOTS); when it is full, a failure is logged
+ * but not remembered.  One LWLock, never held across anything that raises.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/elog.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "failures.h"
+
+#define FAILURE_SLOTS		1024
+#define TARGET_WARN_MS		(60 * 60 * 1000)	/* once an hour */
+
+/* job_id of the entry that stands for the target itself */
+#define TARGET_ENTRY		PG_INT64_MIN
+
+typedef struct FailureKey
+{
+	Oid			dbid;
+	Oid			target;
+	int64		job_id;
+} FailureKey;
+
+typedef struct FailureEntry
+{
+	FailureKey	key;
+	FailingReap reap;			/* a job's failure; for a target entry: */
+	uint32		problem_hash;	/* ... the problem last warned about */
+} FailureEntry;
+
+static LWLock *failures_lock = NULL;
+static HTAB *failures = NULL;
+
+void
+failures_shmem_request(void)
+{
+	RequestAddinShmemSpace(hash_estimate_size(FAILURE_SLOTS, sizeof(FailureEntry)));
+	RequestNamedLWLockTranche("finlive_failures", 1);
+}
+
+void
+failures_shmem_init(void)
+{
+	HASHCTL		info;
+
+	failures_lock = &(GetNamedLWLockTranche("finlive_failures"))->lock;
+	info.keysize = sizeof(FailureKey);
+	info.entrysize = sizeof(FailureEntry);
+	failures = compat_shmem_init_fixed_hash("finlive failing reaps", FAILURE_SLOTS,
+											&info, HASH_ELEM | HASH_BLOBS);
+}
+
+static inline FailureKey
+make_key(Oid target, int64 job_id)
+{
+	FailureKey	key;
+
+	memset(&key, 0, sizeof(key));
+	key.dbid = MyDatabaseId;
+	key.target = target;
+	key.job_id = job_id;
+	return key;
+}
+
+/* One more failed attempt at reaping job_id of target. */
+void
+failures_record(Oid target, int64 job_id, int tier, const char *action,
+				const ErrorData *edata)
+{
+	FailureKey	key = make_key(target, job_id);
+	FailureEntry *entry;
+	bool		found;
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(failures_lock, LW_EXCLUSIVE);
+	entry = hash_search(failures, &key, HASH_ENTER_NULL, &found);
+	if (entry != NULL)
+	{
+		if (!found)
+		{
+			memset(&entry->reap, 0, sizeof(entry->reap));
+			entry->reap.target = target;
+			entry->reap.job_id = job_id;
+			entry->reap.first_failed_at = now;
+		}
+		entry->reap.tier = tier;
+		strlcpy(entry->reap.action, action, sizeof(entry->reap.action));
+		entry->reap.failures++;
+		entry->reap.last_failed_at = now;
+		strlcpy(entry->reap.sqlstate, unpack_sql_state(edata->sqlerrcode),
+				sizeof(entry->reap.sqlstate));
+		strlcpy(entry->reap.message, edata->message ? edata->message : "",
+				sizeof(entry->reap.message));
+	}
+	LWLockRelease(failures_lock);
+}
+
+/* job_id of target was reaped, or is no longer running. */
+void
+failures_forget(Oid target, int64 job_id)
+{
+	FailureKey	key = make_key(target, job_id);
+
+	LWLockAcquire(failures_lock, LW_EXCLUSIVE);
+	hash_search(failures, &key, HASH_REMOVE, NULL);
+	LWLockRelease(failures_lock);
+}
+
+/* The failure record of one job, if it is failing. */
+bool
+failures_lookup(Oid target, int64 job_id, FailingReap *out)
+{
+	FailureKey	key = make_key(target, job_id);
+	FailureEntry *entry;
+
+	LWLockAcquire(failures_lock, LW_SHARED);
+	entry = hash_search(failures, &key, HASH_FIND, NULL);
+	if (entry != NULL)
+		*out = entry->reap;
+	LWLockRelease(failures_lock);
+	return entry != NULL;
+}
+
+/*
+ * The failing jobs of the current database (of one target, or of all when
+ * target is InvalidOid), palloc'd.
+ */
+FailingReap *
+failures_list(Oid target, int *count)
+{
+	HASH_SEQ_STATUS status;
+	FailureEntry *entry;
+	FailingReap *result = palloc(sizeof(FailingReap) * FAILURE_SLOTS);
+	int			n = 0;
+
+	LWLockAcquire(failures_lock, LW_SHARED);
+	hash_seq_init(&status, failures);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (entry->key.dbid != MyDatabaseId || entry->key.job_id == TARGET_ENTRY ||
+			(OidIsValid(target) && entry->key.target != target))
+			continue;
+		result[n++] = entry->reap;
+	}
+	LWLockRelease(failures_lock);
+	*count = n;
+	return result;
+}
+
+/*
+ * Target cannot be reaped because of "problem": should that be logged now?
+ * Yes when it became unusable (or for another reason than last time), and
+ * then at most once an hour.
+ */
+bool
+failures_should_warn(Oid target, const char *problem)
+{
+	FailureKey	key = make_key(target, TARGET_ENTRY);
+	FailureEntry *entry;
+	bool		found;
+	bool		warn = true;
+	uint32		hash = hash_bytes((const unsigned char *) problem, strlen(problem));
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(failures_lock, LW_EXCLUSIVE);
+	entry = hash_search(failures, &key, HASH_ENTER_NULL, &found);
+	if (entry != NULL)
+	{
+		if (found && entry->problem_hash == hash &&
+			!TimestampDifferenceExceeds(entry->reap.last_failed_at, now, TARGET_WARN_MS))
+			warn = false;
+		else
+		{
+			memset(&entry->reap, 0, sizeof(entry->reap));
+			entry->reap.target = target;
+			entry->reap.last_failed_at = now;
+			entry->problem_hash = hash;
+		}
+	}
+	LWLockRelease(failures_lock);
+	return warn;
+}
+
+/* Target can be reaped again: its next problem warns at once. */
+void
+failures_target_ok(Oid target)
+{
+	failures_forget(target, TARGET_ENTRY);
+}
