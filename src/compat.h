@@ -114,7 +114,12 @@ compat_wait_event(const char *name, uint32 *cache)
 static inline LockAcquireResult
 compat_lock_acquire_nowait(const LOCKTAG *tag, LOCKMODE mode)
 {
+#if PG_VERSION_NUM >= 180000
+	/* 18: logLockFailure (log_lock_failures); a busy job is no failure */
+	return LockAcquireExtended(tag, mode, true, true, false, NULL, false);
+#else
 	return LockAcquireExtended(tag, mode, true, true, false, NULL);
+#endif
 }
 
 /*
@@ -130,11 +135,18 @@ compat_lock_room_size(int n)
 					hash_estimate_size(n, sizeof(PROCLOCK)));
 }
 
-/* A shared hash table of exactly n entries, all allocated at startup. */
+/*
+ * A shared hash table of exactly n entries, all allocated at startup.
+ * 19: ShmemInitHash() lost its separate initial size.
+ */
 static inline HTAB *
 compat_shmem_init_fixed_hash(const char *name, long n, HASHCTL *info, int flags)
 {
+#if PG_VERSION_NUM >= 190000
+	return ShmemInitHash(name, n, info, flags | HASH_FIXED_SIZE);
+#else
 	return ShmemInitHash(name, n, n, info, flags | HASH_FIXED_SIZE);
+#endif
 }
 
 /* 18: the module magic block can carry the library's name and version. */

@@ -43,6 +43,7 @@
 #include "utils/relcache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "failures.h"
 #include "finlive.h"
