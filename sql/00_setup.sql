@@ -60,3 +60,35 @@ CREATE SCHEMA elsewhere;
 ALTER EXTENSION finlive SET SCHEMA elsewhere;
 \echo SQLSTATE: :SQLSTATE
 DROP SCHEMA elsewhere;
+
+-- The reaper tests need jobs owned by another session: finlive_reap_once()
+-- refuses to run in a session that owns jobs (a hook could release them).
+-- owner_mark() and friends run finlive_mark() and friends in a second
+-- session of this test file's own, through dblink; it ends with the file.
+CREATE EXTENSION dblink;
+CREATE FUNCTION owner_sql(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT ('owner' = ANY (COALESCE(dblink_get_connections(), '{}'))) THEN
+        PERFORM dblink_connect('owner',
+            format('dbname=%s host=%s port=%s application_name=owner',
+                   current_database(),
+                   split_part(current_setting('unix_socket_directories'), ',', 1),
+                   current_setting('port')));
+    END IF;
+    RETURN (SELECT r FROM dblink('owner', q) AS t(r text));
+END
+$$;
+CREATE FUNCTION owner_mark(job bigint, run bigint DEFAULT NULL, stage text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql AS $$
+    SELECT owner_sql(format('SELECT finlive_mark(%s, %s, %L)::text',
+                            job, coalesce(run::text, 'NULL'), stage))::bigint
+$$;
+CREATE FUNCTION owner_clear(job bigint) RETURNS boolean LANGUAGE sql AS $$
+    SELECT owner_sql(format('SELECT finlive_clear(%s)::text', job))::boolean
+$$;
+CREATE FUNCTION owner_clear_all() RETURNS integer LANGUAGE sql AS $$
+    SELECT owner_sql('SELECT finlive_clear_all()::text')::integer
+$$;
+CREATE FUNCTION owner_pid() RETURNS integer LANGUAGE sql AS $$
+    SELECT owner_sql('SELECT pg_backend_pid()::text')::integer
+$$;

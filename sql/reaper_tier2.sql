@@ -60,8 +60,8 @@ CALL add_job(9, 'testing', 1, '10 minutes');
 UPDATE jobs SET status = 'queued' WHERE id = 9;          -- not running: ignored
 CALL add_job(10, 'testing', 0, '10 minutes');
 UPDATE jobs SET run_id = NULL WHERE id = 10;             -- no run at all
-SELECT finlive_mark(5, 5, 'deploy-staging') > 0 AS finalizer_of_5_alive;
-SELECT finlive_mark(7, 7, 'testing') > 0 AS finalizer_of_7_alive;
+SELECT owner_mark(5, 5, 'deploy-staging') > 0 AS finalizer_of_5_alive;
+SELECT owner_mark(7, 7, 'testing') > 0 AS finalizer_of_7_alive;
 
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 SELECT id, status, attempts FROM jobs ORDER BY id;
@@ -73,7 +73,7 @@ SELECT id, status FROM jobs WHERE status = 'running' ORDER BY id;
 :counters;
 
 -- Once its finalizer is gone, the guarded job is finalized.
-SELECT finlive_clear(5) AS finalizer_of_5_gone;
+SELECT owner_clear(5) AS finalizer_of_5_gone;
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 SELECT id, status FROM jobs WHERE id = 5;
 
@@ -93,7 +93,7 @@ SELECT id, status FROM jobs WHERE id IN (4, 12) ORDER BY id;
 :counters;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;
