@@ -2,8 +2,8 @@
 -- finlive_snapshot report the current database's owners only, and the same
 -- job id can be owned in two databases at once by two sessions.  Tokens
 -- strictly increase across the whole cluster.
--- (dblink, from the PostgreSQL contrib set, provides the second session.)
-CREATE EXTENSION dblink;
+-- (dblink, from the PostgreSQL contrib set, provides the second session;
+-- 00_setup installs it for every file.)
 CREATE DATABASE regress_finlive_other;
 SELECT dblink_connect('other', 'dbname=regress_finlive_other');
 SELECT dblink_exec('other', 'CREATE EXTENSION finlive');
@@ -33,4 +33,3 @@ SELECT * FROM dblink('other', 'SELECT finlive_is_active(701)') AS r(active_there
 SELECT finlive_clear_all() AS released_here;
 SELECT dblink_disconnect('other');
 DROP DATABASE regress_finlive_other WITH (FORCE);
-DROP EXTENSION dblink;
