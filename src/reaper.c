@@ -853,6 +853,17 @@ target_work(void *arg)
 	Candidate  *rows;
 	int			nrows;
 	int			i;
+	Oid			busy;
+
+	/* another transaction holds one of its tables: skip it this tick */
+	busy = lock_target(tt->target);
+	if (OidIsValid(busy))
+	{
+		ereport(DEBUG1,
+				(errmsg("skipping target \"%s\" this tick: \"%s\" is locked by another transaction",
+						tt->target_name, targets_name(busy))));
+		return;
+	}
 
 	rows = read_candidates(tt, tt->among ? QUERY_DUE_AMONG : QUERY_DUE, 0,
 						   tt->among, &nrows);
@@ -910,7 +921,6 @@ reaper_tick_target(const FinliveCatalog *cat, const Target *target,
 {
 	TargetTick	tt;
 	Sandbox		sb;
-	Oid			busy;
 
 	tick_init(&tt, cat, target);
 	tt.among = (only != NULL && !only->overflow) ? only : NULL;
@@ -926,16 +936,6 @@ reaper_tick_target(const FinliveCatalog *cat, const Target *target,
 		return;
 	}
 	failures_target_ok(target->jobs);
-
-	/* another transaction holds one of its tables: skip it this tick */
-	busy = lock_target(target);
-	if (OidIsValid(busy))
-	{
-		ereport(DEBUG1,
-				(errmsg("skipping target \"%s\" this tick: \"%s\" is locked by another transaction",
-						tt.target_name, targets_name(busy))));
-		return;
-	}
 
 	/* act as the registering role, with a search_path no one can hijack */
 	sandbox_enter(target->registered_by, FINLIVE_SAFE_SEARCH_PATH, &sb);
