@@ -2,7 +2,9 @@
 -- of the role that registered it, not those of the session running the
 -- tick: the on_reap hook, the gate and the reaper's own UPDATE of the jobs
 -- table all run as the registering role, even when a superuser runs
--- finlive_reap_once.
+-- finlive_reap_once.  (The registering role has the default public schema
+-- on its search_path, as a role usually does: [1.2] that schema, where only
+-- the database owner can create objects, may be on a registrant's path.)
 
 -- The application's tables, in a schema of their own.  add_job() inserts a
 -- running job with its task (in stage) and its run (ended finished_ago ago
@@ -49,7 +51,9 @@ ALTER TABLE jobs OWNER TO regress_finlive_owner;
 ALTER TABLE runs OWNER TO regress_finlive_owner;
 ALTER TABLE tasks OWNER TO regress_finlive_owner;
 GRANT EXECUTE ON FUNCTION finlive_register(regclass, regclass, regclass,
-                                           regprocedure, regprocedure, boolean),
+                                           regprocedure, regprocedure, boolean,
+                                           interval, interval, interval, text[],
+                                           boolean, boolean),
                           finlive_unregister(regclass)
    TO regress_finlive_owner;
 
@@ -84,7 +88,9 @@ SELECT id, status FROM jobs ORDER BY id;
 SELECT what, who FROM seen ORDER BY what;
 
 -- Without the right to update its own jobs table, the registering role's
--- reap fails (and is isolated): the superuser's rights are never borrowed.
+-- target cannot be reaped: it is skipped with a WARNING naming the role (an
+-- unusable target, not one job's error), its job is left alone, and the
+-- superuser's rights are never borrowed.
 CALL add_job(2, 'testing', 0, '10 minutes');
 ALTER TABLE jobs OWNER TO CURRENT_USER;
 GRANT SELECT ON jobs, runs, tasks TO regress_finlive_owner;
@@ -100,7 +106,7 @@ DROP OWNED BY regress_finlive_owner;
 DROP ROLE regress_finlive_owner;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 RESET search_path;
 SET client_min_messages = warning;
 DROP SCHEMA reappriv CASCADE;
