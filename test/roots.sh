@@ -24,11 +24,15 @@
 # Environment:
 #   FINLIVE_ROOT_KEEP=1    keep the root afterwards (unmounted); its path is printed
 #   FINLIVE_ROOT_BASE      where roots are made (default /var/tmp/finlive-roots)
-#   FINLIVE_ROOT_CACHE     downloaded .deb files (default /var/cache/finlive-roots):
-#                          debootstrap's --cache-dir, and the root's
-#                          /var/cache/apt/archives (a bind mount), one directory
-#                          per suite.  Only .deb files are kept between runs,
-#                          never a root's installed state.
+#   FINLIVE_ROOT_CACHE     downloaded .deb files (default /var/cache/finlive-roots),
+#                          one directory per suite for debootstrap and one for
+#                          apt: each root's debootstrap --cache-dir and
+#                          /var/cache/apt/archives start as hard links to them,
+#                          and what the root downloaded is linked back when it
+#                          is done (so roots of one suite can run at the same
+#                          time without contending for apt's lock).  Only .deb
+#                          files are kept between runs, never a root's
+#                          installed state.
 #   FINLIVE_ROOT_MIRROR    the Debian mirror (default: the debian URI of the host's
 #                          apt sources, else http://deb.debian.org/debian)
 #   FINLIVE_ROOT_DEB_SRC=1 add deb-src lines (apt-get source works inside)
@@ -98,6 +102,23 @@ host_mirror() {
 	echo http://deb.debian.org/debian
 }
 
+# -- the .deb cache -----------------------------------------------------------------
+# link_debs FROM TO: every .deb of FROM that TO lacks, as a hard link (a copy
+# across file systems).  A hard link appears whole at once.
+link_debs() {
+	mkdir -p "$2/partial"
+	[ -d "$1" ] || return 0
+	find "$1" -maxdepth 1 -name '*.deb' -type f -exec cp -l -n -t "$2" {} + 2>/dev/null ||
+		find "$1" -maxdepth 1 -name '*.deb' -type f -exec cp -n -t "$2" {} + || true
+}
+# What the root downloaded, back into the cache (its suite is in the marker).
+save_debs() {
+	local r=$1 suite
+	suite=$(sed -n 's/^suite=//p' "$r/etc/finlive-root" 2>/dev/null || true)
+	[ -n "$suite" ] && [ -d "$r/var/cache/apt/archives" ] || return 0
+	link_debs "$r/var/cache/apt/archives" "$cache/apt/$suite"
+}
+
 # -- mounts and cleanup -----------------------------------------------------------
 # Every mount under a root, deepest first (from the kernel's table, so also
 # mounts that something inside the root made).
@@ -151,9 +172,7 @@ mount_all() {   # ROOT SUITE: what a command in the root needs
 	mount --make-private "$r/dev/pts"
 	mkdir -p "$r/dev/shm"
 	mount -t tmpfs -o mode=1777,nosuid,nodev shm "$r/dev/shm"
-	mkdir -p "$cache/apt/$suite/partial" "$r/var/cache/apt/archives"
-	mount --bind "$cache/apt/$suite" "$r/var/cache/apt/archives"
-	mount --make-private "$r/var/cache/apt/archives"
+	link_debs "$cache/apt/$suite" "$r/var/cache/apt/archives"
 	if [ -n "${FINLIVE_ROOT_OUT:-}" ]; then
 		mkdir -p "$FINLIVE_ROOT_OUT" "$r/out"
 		mount --bind "$FINLIVE_ROOT_OUT" "$r/out"
@@ -180,6 +199,7 @@ on_exit() {
 	trap - EXIT INT TERM
 	if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then kill -TERM "$child" 2>/dev/null || true; fi
 	if [ -n "$active_root" ]; then
+		save_debs "$active_root"
 		if [ "$keep_root" = 1 ]; then
 			kill_in_root "$active_root"
 			unmount_all "$active_root"
@@ -227,7 +247,7 @@ create_root() {     # DIR VERSION
 		exit 2
 	fi
 	host_deps
-	mkdir -p "$r" "$cache/debootstrap/$dist" "$cache/apt/$suite/partial"
+	mkdir -p "$r" "$cache/debootstrap/$dist" "$cache/apt/$suite"
 	r=$(realpath "$r")
 	chmod 755 "$r"      # the root's "/" (mktemp -d makes it 0700): postgres must get in
 	active_root=$r
@@ -235,12 +255,20 @@ create_root() {     # DIR VERSION
 	log=$r.create.log
 	say "creating a $suite root for PostgreSQL $v in $r (mirror $mirror)"
 
-	if ! debootstrap --variant=minbase --cache-dir="$cache/debootstrap/$dist" \
+	local debs=$r.debootstrap-cache
+	rm -rf "$debs"
+	link_debs "$cache/debootstrap/$dist" "$debs"
+	rmdir "$debs/partial"
+	if ! debootstrap --variant=minbase --cache-dir="$debs" \
 		"$dist" "$r" "$mirror" >"$log" 2>&1; then
 		tail -n 30 "$log"
+		rm -rf "$debs"
 		say "debootstrap $dist failed (log: $log)"
 		exit 3
 	fi
+	link_debs "$debs" "$cache/debootstrap/$dist"
+	rmdir "$cache/debootstrap/$dist/partial" 2>/dev/null || true
+	rm -rf "$debs"
 	rm -f "$r"/var/cache/apt/archives/*.deb
 	say "debootstrap $dist: $(( $(now) - t0 )) s"
 
@@ -275,6 +303,7 @@ EOF
 	chmod 755 "$r/usr/sbin/policy-rc.d"
 	[ -s "$r/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$r/etc/hosts"
 
+	printf 'version=%s\nsuite=%s\nmirror=%s\n' "$v" "$suite" "$mirror" >"$r/etc/finlive-root"
 	mount_all "$r" "$suite"
 	local t1
 	t1=$(now)
@@ -284,6 +313,7 @@ EOF
 		say "installing postgresql-$v in the $suite root failed (log: $log.apt)"
 		exit 3
 	fi
+	save_debs "$r"
 	unmount_all "$r"
 	say "apt-get install postgresql-$v: $(( $(now) - t1 )) s"
 
@@ -296,7 +326,7 @@ EOF
 	fi
 	[ -x "$r/usr/lib/postgresql/$v/bin/psql" ] || { say "no psql $v in the root"; exit 3; }
 	in_root "$r" id postgres >/dev/null || { say "no postgres user in the root"; exit 3; }
-	printf 'version=%s\nsuite=%s\nmirror=%s\n' "$v" "$suite" "$mirror" >"$r/etc/finlive-root"
+	echo "ready=1" >>"$r/etc/finlive-root"
 	rm -f "$log" "$log.apt"
 	say "PostgreSQL $v ($suite) root ready in $(( $(now) - t0 )) s: $(in_root "$r" "/usr/lib/postgresql/$v/bin/postgres" --version 2>/dev/null || echo "postgres $v")"
 	active_root=
@@ -330,7 +360,8 @@ copy_tree() {    # DEST
 cmd_rc=0
 run_in() {      # DIR CMD...: sets cmd_rc (called outside any || or if, so that set -e holds)
 	local r=$1; shift
-	[ -f "$r/etc/finlive-root" ] || { echo "roots: $r is not a root made by test/roots.sh" >&2; exit 2; }
+	grep -qx 'ready=1' "$r/etc/finlive-root" 2>/dev/null ||
+		{ echo "roots: $r is not a root made by test/roots.sh --create" >&2; exit 2; }
 	r=$(realpath "$r")
 	active_root=$r
 	[ "${FINLIVE_ROOT_KEEP:-0}" = 1 ] && keep_root=1
