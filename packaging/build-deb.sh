@@ -68,7 +68,19 @@ tar -C "$repo" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' 
 	export PG_SUPPORTED_VERSIONS=$PG_MAJOR
 	pg_buildext updatecontrol
 	grep -qx "Package: $pkg" debian/control || { echo "finlive-deb: debian/control has no $pkg"; exit 1; }
-	dpkg-checkbuilddeps
+	# What dpkg-buildpackage itself will check (Build-Depends and
+	# build-essential): install what it names as unmet, first alternatives.
+	if ! unmet=$(dpkg-checkbuilddeps 2>&1); then
+		wanted=()
+		for dep in $(sed -n 's/.*Unmet build dependencies: //p' <<<"$unmet" |
+			sed -E 's/\([^)]*\)//g; s/\[[^]]*\]//g; s/<[^>]*>//g; s/ *\| */|/g'); do
+			dep=${dep%%|*}
+			wanted+=("${dep%%:*}")
+		done
+		[ ${#wanted[@]} -gt 0 ] || { echo "$unmet"; exit 1; }
+		finlive_apt_install "${wanted[@]}"
+		dpkg-checkbuilddeps
+	fi
 	dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1 || {
 		tail -n 60 "$work/build.log"
 		exit 1
