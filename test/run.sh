@@ -40,14 +40,21 @@ make -C "$work" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
 status=0
 passed=0
 failed=0
+report=()
+record() {    # NAME ok|FAILED START
+	report+=("$(printf '%-20s %-6s %4d s' "$1" "$2" $(( $(date +%s) - $3 )))")
+}
 run_suite() {
-	local name=$1; shift
+	local name=$1 t0; shift
+	t0=$(date +%s)
 	echo "=== finlive: $name ==="
 	if as_pg make -C "$work" PG_CONFIG="$PG_CONFIG" "$@"; then
 		passed=$((passed + 1))
+		record "$name" ok "$t0"
 	else
 		status=1
 		failed=$((failed + 1))
+		record "$name" FAILED "$t0"
 		for f in "$work"/regression.diffs "$work"/output_iso/regression.diffs; do
 			[ -s "$f" ] && { echo "--- $f"; cat "$f"; }
 		done
@@ -59,13 +66,16 @@ run_suite() {
 # Suites that are scripts of their own; each prints its figures and exits
 # non-zero on failure.
 run_script() {
-	local name=$1; shift
+	local name=$1 t0; shift
+	t0=$(date +%s)
 	echo "=== finlive: $name ==="
 	if "$@"; then
 		passed=$((passed + 1))
+		record "$name" ok "$t0"
 	else
 		status=1
 		failed=$((failed + 1))
+		record "$name" FAILED "$t0"
 	fi
 }
 for s in $suites; do
@@ -82,5 +92,7 @@ for s in $suites; do
 	*) echo "unknown suite $s" >&2; exit 2 ;;
 	esac
 done
+echo "=== finlive: PostgreSQL $PG_MAJOR ==="
+for r in "${report[@]}"; do echo "  $r"; done
 echo "suites: $passed passed, $failed failed"
 exit $status
