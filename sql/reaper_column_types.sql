@@ -68,15 +68,15 @@ INSERT INTO small_jobs VALUES
     (now() - interval '2 hours', 2, 1, 4, 4, 'running', 4, '{}');
 CREATE INDEX ON small_jobs (status);
 SELECT finlive_register('small_jobs', 'small_runs', 'small_tasks', claim_owned => true);
-SELECT finlive_mark(1) > 0 AS finalizer_of_1_alive;
-SELECT finlive_mark(4) > 0 AS stuck_owner_of_4;
+SELECT owner_mark(1) > 0 AS finalizer_of_1_alive;
+SELECT owner_mark(4) > 0 AS stuck_owner_of_4;
 
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 SELECT id, status, attempts FROM small_jobs ORDER BY id;
 :counters;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('small_jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

@@ -52,10 +52,10 @@ SELECT finlive_register('jobs', 'runs', 'tasks',
 CALL add_job(1, 'testing', 0, '10 minutes');                -- Tier-2 done
 CALL add_job(2, 'testing', 1, '10 minutes', attempts => 2); -- Tier-2 failed
 CALL add_job(3, 'deploy-staging', 0, '10 minutes');         -- deferred
-SELECT finlive_mark(3) > 0 AS finalizer_of_3_alive;
+SELECT owner_mark(3) > 0 AS finalizer_of_3_alive;
 CALL add_job(4, 'development', NULL, NULL, '5 minutes');    -- Tier-1 queued
 CALL add_job(5, 'development', NULL, NULL, '2 hours');      -- Tier-3 queued
-SELECT finlive_mark(5) > 0 AS stuck_owner_of_5;
+SELECT owner_mark(5) > 0 AS stuck_owner_of_5;
 
 SET finlive.dry_run = on;
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
@@ -75,7 +75,7 @@ SELECT job_id, tier, new_status, dry_run
 DELETE FROM finlive_reap_log WHERE target = 'jobs'::regclass;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

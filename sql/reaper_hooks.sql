@@ -65,11 +65,11 @@ CALL add_job(2, 'testing', 0, '10 minutes');              -- gate false, exit 0
 INSERT INTO gate_answers VALUES (2, false);
 CALL add_job(3, 'testing', 0, '10 minutes');              -- gate NULL (no answer)
 CALL add_job(4, 'deploy-staging', 0, '10 minutes');       -- deferred
-SELECT finlive_mark(4) > 0 AS finalizer_of_4_alive;
+SELECT owner_mark(4) > 0 AS finalizer_of_4_alive;
 CALL add_job(5, 'testing', 0, '1 minute');                -- within grace
 CALL add_job(6, 'development', NULL, NULL, '5 minutes');  -- Tier-1
 CALL add_job(7, 'development', NULL, NULL, '2 hours');    -- Tier-3
-SELECT finlive_mark(7) > 0 AS stuck_owner_of_7;
+SELECT owner_mark(7) > 0 AS stuck_owner_of_7;
 INSERT INTO gate_answers SELECT g, true FROM generate_series(4, 7) g;
 
 -- A tick that is rolled back leaves nothing: no status change, no hook call.
@@ -92,7 +92,7 @@ SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 SELECT count(*) AS hook_calls FROM hook_calls;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

@@ -49,7 +49,7 @@ SET finlive.enabled = off;
 CALL add_job(1, 'deploy-staging', 0, '10 minutes');        -- owned, guarded
 CALL add_job(2, 'development', NULL, NULL, '5 minutes');   -- dead worker
 CALL add_job(3, 'development', NULL, NULL, '2 hours');     -- past the ceiling
-SELECT finlive_mark(1, 1, 'deploy-staging') > 0 AS marked;
+SELECT owner_mark(1, 1, 'deploy-staging') > 0 AS marked;
 SELECT finlive_is_active(1) AS is_active;
 SELECT job_id, stage FROM finlive_owners;
 
@@ -61,13 +61,13 @@ SELECT id, status, attempts FROM jobs ORDER BY id;
 -- is reaped by Tier-1.
 SET finlive.enabled = on;
 CALL add_job(4, 'deploy-staging', 0, '10 minutes');
-SELECT finlive_mark(4, 4, 'deploy-staging') > 0 AS marked;
+SELECT owner_mark(4, 4, 'deploy-staging') > 0 AS marked;
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 SELECT id, status, attempts FROM jobs ORDER BY id;
 :counters;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

@@ -48,10 +48,10 @@ SELECT finlive_register('jobs', 'runs', 'tasks', claim_owned => true);
 
 CALL add_job(1, 'testing', 0, '10 minutes');                   -- Tier-2 done
 CALL add_job(2, 'deploy-staging', 0, '10 minutes', '11 minutes'); -- deferred
-SELECT finlive_mark(2) > 0 AS finalizer_of_2_alive;
+SELECT owner_mark(2) > 0 AS finalizer_of_2_alive;
 CALL add_job(3, 'development', NULL, NULL, '5 minutes');       -- Tier-1 queued
 CALL add_job(4, 'development', NULL, NULL, '2000 seconds', attempts => 2);
-SELECT finlive_mark(4) > 0 AS stuck_owner_of_4;                -- Tier-3 failed
+SELECT owner_mark(4) > 0 AS stuck_owner_of_4;                -- Tier-3 failed
 
 BEGIN;
 SELECT count(*) AS actions FROM finlive_reap_once();
@@ -62,7 +62,7 @@ SELECT count(*) AS log_rows_after_rollback
 BEGIN;
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 SELECT target, job_id, tier, old_status, new_status,
-       owner_pid = pg_backend_pid() AS owner_is_me, owner_pid IS NULL AS no_owner,
+       owner_pid = owner_pid() AS owner_is_owner, owner_pid IS NULL AS no_owner,
        dry_run, at BETWEEN now() AND clock_timestamp() AS at_this_tick
   FROM finlive_reap_log WHERE target = 'jobs'::regclass ORDER BY job_id;
 COMMIT;
@@ -70,7 +70,7 @@ SELECT count(*) AS log_rows FROM finlive_reap_log WHERE target = 'jobs'::regclas
 DELETE FROM finlive_reap_log WHERE target = 'jobs'::regclass;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

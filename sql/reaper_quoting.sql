@@ -60,7 +60,7 @@ INSERT INTO "Odd ""Schema"""."Runs'" VALUES (1, now() - interval '10 minutes', 0
 INSERT INTO "Odd ""Schema"""."Jobs; drop table tasks"
     VALUES (1, 'running', 1, 1, 0, 2, now() - interval '20 minutes'),
            (2, 'running', 2, 2, 0, 2, now() - interval '20 minutes');
-SELECT finlive_mark(1) > 0 AS finalizer_of_1_alive;
+SELECT owner_mark(1) > 0 AS finalizer_of_1_alive;
 
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 SELECT id, status FROM "Odd ""Schema"""."Jobs; drop table tasks" ORDER BY id;
@@ -75,7 +75,7 @@ DROP SCHEMA "Odd ""Schema""" CASCADE;
 RESET client_min_messages;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 RESET search_path;
 SET client_min_messages = warning;
 DROP SCHEMA quoting CASCADE;

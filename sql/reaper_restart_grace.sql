@@ -63,7 +63,7 @@ SELECT id, status FROM jobs ORDER BY id;
 :counters;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

@@ -50,14 +50,14 @@ CALL add_job(2, 'development', NULL, NULL, '5 minutes');     -- worker alive
 CALL add_job(3, 'development', NULL, NULL, '10 seconds');    -- within claim grace
 CALL add_job(4, 'development', NULL, NULL, '5 minutes', attempts => 2);
 CALL add_job(5, 'development', 0, '1 minute', '5 minutes');  -- exited: not Tier-1
-SELECT finlive_mark(2, 2, 'development') > 0 AS worker_of_2_alive;
+SELECT owner_mark(2, 2, 'development') > 0 AS worker_of_2_alive;
 
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 SELECT id, status, attempts FROM jobs ORDER BY id;
 :counters;
 
 -- The worker of job 2 dies (its session gives the job up): reaped next tick.
-SELECT finlive_clear(2) AS worker_of_2_gone;
+SELECT owner_clear(2) AS worker_of_2_gone;
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 SELECT id, status, attempts FROM jobs WHERE id = 2;
 
@@ -79,7 +79,7 @@ SELECT id, status FROM jobs WHERE id IN (3, 7, 8) ORDER BY id;
 :counters;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

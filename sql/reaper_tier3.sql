@@ -47,10 +47,10 @@ SELECT finlive_register('jobs', 'runs', 'tasks');
 
 -- Owned, guarded, run finished within the finalize grace (Tier-2 leaves it).
 CALL add_job(1, 'deploy-staging', 0, '10 seconds', '2000 seconds');
-SELECT finlive_mark(1, 1, 'deploy-staging') > 0 AS finalizer_of_1_alive;
+SELECT owner_mark(1, 1, 'deploy-staging') > 0 AS finalizer_of_1_alive;
 -- Owned, guarded, past the grace (Tier-2 defers it), past the ceiling.
 CALL add_job(2, 'deploy-staging', 0, '10 minutes', '2000 seconds');
-SELECT finlive_mark(2, 2, 'deploy-staging') > 0 AS finalizer_of_2_alive;
+SELECT owner_mark(2, 2, 'deploy-staging') > 0 AS finalizer_of_2_alive;
 -- Run still going, no retries left.
 CALL add_job(3, 'development', NULL, NULL, '2000 seconds', attempts => 2);
 -- No run at all.
@@ -76,7 +76,7 @@ COMMIT;
 SELECT id, status FROM jobs WHERE id IN (7, 8) ORDER BY id;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

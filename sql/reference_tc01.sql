@@ -59,14 +59,14 @@ SELECT finlive_register('jobs', 'runs', 'tasks',
                         on_reap => 'advance(bigint, integer, text)');
 
 CALL add_job(1, 'deploy-staging', 0, '600 seconds');
-SELECT finlive_mark(1, 1, 'deploy-staging') > 0 AS finalizer_alive;
+SELECT owner_mark(1, 1, 'deploy-staging') > 0 AS finalizer_alive;
 SELECT * FROM finlive_reap_once();
 SELECT id, status FROM jobs;
 SELECT count(*) AS advances FROM advances;
 :counters;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

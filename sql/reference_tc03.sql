@@ -70,13 +70,13 @@ SELECT job_id, tier, status FROM advances;
 -- grace, but the job has run past max_running.
 SET finlive.max_running = 1000;
 CALL add_job(2, 'deploy-staging', 0, '10 seconds', '2000 seconds');
-SELECT finlive_mark(2, 3, 'deploy-staging') > 0 AS stuck_finalizer;
+SELECT owner_mark(2, 3, 'deploy-staging') > 0 AS stuck_finalizer;
 SELECT * FROM finlive_reap_once();
 SELECT id, status, attempts FROM jobs WHERE id = 2;
 :counters;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

@@ -59,7 +59,9 @@ SELECT finlive_register('jobs', 'runs', 'tasks',
                         on_reap => 'advance(bigint, integer, text)');
 
 CALL add_job(1, 'deploy-staging', 0, '1200 seconds');
-SELECT finlive_mark(1, 9, 'deploy-staging') AS tok \gset
+-- The finalizer is a session of its own (a session that owns jobs may not
+-- tick).
+SELECT owner_mark(1, 9, 'deploy-staging') AS tok \gset
 SELECT count(*) AS actions FROM finlive_reap_once() WHERE action <> 'deferred';
 SELECT count(*) AS actions FROM finlive_reap_once() WHERE action <> 'deferred';
 SELECT count(*) AS actions FROM finlive_reap_once() WHERE action <> 'deferred';
@@ -68,17 +70,19 @@ SELECT count(*) AS actions FROM finlive_reap_once() WHERE action <> 'deferred';
 SELECT count(*) AS advances FROM advances;
 SELECT id, stage FROM tasks;
 
--- The finalizer completes its own work, then releases.
-UPDATE jobs SET status = 'done' WHERE id = 1 AND finlive_fence(1, :tok)
-    RETURNING id, status;
-SELECT finlive_clear(1) AS released;
+-- The finalizer completes its own work in its session, guarded by its token,
+-- then releases.
+SELECT owner_sql(format($$UPDATE tc04.jobs SET status = 'done'
+                           WHERE id = 1 AND public.finlive_fence(1, %s)
+                       RETURNING id || ': ' || status$$, :tok)) AS finalizer_wrote;
+SELECT owner_clear(1) AS released;
 SELECT * FROM finlive_reap_once();
 SELECT id, status FROM jobs;
 SELECT count(*) AS advances FROM advances;
 :counters;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

@@ -62,7 +62,7 @@ CREATE VIEW developer_retries AS
     SELECT count(*) AS retries FROM runs WHERE id > 1000;
 
 CALL add_job(1, 'deploy-staging', 0, '1500 seconds');
-SELECT finlive_mark(1, 11, 'deploy-staging') > 0 AS finalizer_alive;
+SELECT owner_mark(1, 11, 'deploy-staging') > 0 AS finalizer_alive;
 SELECT * FROM finlive_reap_once();
 SELECT id, stage FROM tasks;
 SELECT retries FROM developer_retries;
@@ -76,7 +76,7 @@ SELECT id, stage FROM tasks;
 SELECT retries FROM developer_retries;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

@@ -62,7 +62,7 @@ SELECT finlive_register('jobs', 'runs', 'tasks',
 -- Kill-switch off.
 SET finlive.enabled = off;
 CALL add_job(1, 'deploy-staging', 0, '600 seconds');
-SELECT finlive_mark(1, 5, 'deploy-staging') > 0 AS finalizer_alive;
+SELECT owner_mark(1, 5, 'deploy-staging') > 0 AS finalizer_alive;
 SELECT * FROM finlive_reap_once();
 SELECT id, status FROM jobs WHERE id = 1;
 SELECT job_id, tier, status FROM advances;
@@ -71,7 +71,7 @@ SET finlive.enabled = on;
 
 -- A stage that is not guarded, with an irrelevant owner.
 CALL add_job(2, 'testing', 0, '600 seconds');
-SELECT finlive_mark(2, 6, 'testing') > 0 AS owner_present;
+SELECT owner_mark(2, 6, 'testing') > 0 AS owner_present;
 SELECT * FROM finlive_reap_once();
 SELECT id, status FROM jobs WHERE id = 2;
 SELECT job_id, tier, status FROM advances ORDER BY job_id;
@@ -84,7 +84,7 @@ SELECT id, status FROM jobs WHERE id = 3;
 :counters;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

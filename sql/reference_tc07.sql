@@ -54,12 +54,12 @@ SELECT finlive_register('jobs', 'runs', 'tasks');
 -- deferred; 90 minutes after it started, it is reaped all the same.
 CALL add_job(1, 'deploy-staging', 0, '10 minutes', '60 minutes');
 CALL add_job(2, 'deploy-staging', 0, '10 minutes', '90 minutes');
-SELECT finlive_mark(1) > 0 AS owns_1, finlive_mark(2) > 0 AS owns_2;
+SELECT owner_mark(1) > 0 AS owns_1, owner_mark(2) > 0 AS owns_2;
 SELECT * FROM finlive_reap_once() WHERE action <> 'deferred';
 SELECT id, status FROM jobs ORDER BY id;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;

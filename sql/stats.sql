@@ -59,8 +59,8 @@ CALL add_job(4, 'deploy-staging', 0, '10 minutes');         -- deferred
 CALL add_job(5, 'testing', 0, '1 minute');                  -- left alone
 CALL add_job(6, 'testing', 0, '10 minutes');
 UPDATE jobs SET status = 'done' WHERE id = 6;                -- not running
-SELECT finlive_mark(4) > 0 AS finalizer_of_4_alive;
-SELECT finlive_mark(100) > 0 AS another_owner;
+SELECT owner_mark(4) > 0 AS finalizer_of_4_alive;
+SELECT owner_mark(100) > 0 AS another_owner;
 
 SELECT count(*) AS actions FROM finlive_reap_once();
 SELECT ticks, jobs_examined, reaped_total, reaped_tier1, reaped_tier2,
@@ -84,11 +84,11 @@ SELECT finlive_stats_reset();
 SELECT ticks, jobs_examined, reaped_total, reaped_tier1, reaped_tier2,
        reaped_tier3, finalizer_defers_total, errors_total, owners_active
   FROM finlive_stats;
-SELECT finlive_clear(100) AS cleared;
+SELECT owner_clear(100) AS cleared;
 SELECT owners_active FROM finlive_stats;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;
