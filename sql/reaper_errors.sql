@@ -2,6 +2,9 @@
 -- update) undoes that job's changes alone, counts in errors_total and logs a
 -- WARNING naming the target and the job; the tick goes on with the next job
 -- and never raises because of one job.
+-- [1.2] A reap that keeps failing is visible: finlive_reap_errors has one row
+-- per job failing now (attempts counted, the last error's SQLSTATE and
+-- message), and the row goes once the job is reaped or no longer running.
 
 -- The application's tables, in a schema of their own.  add_job() inserts a
 -- running job with its task (in stage) and its run (ended finished_ago ago
@@ -88,13 +91,26 @@ SELECT job_id, new_status FROM finlive_reap_log
  WHERE target = 'jobs'::regclass ORDER BY job_id;
 :counters;
 
+SELECT target, job_id, tier, action, failures, sqlstate, message,
+       first_failed_at = last_failed_at AS first_is_last
+  FROM finlive_reap_errors ORDER BY job_id;
+
 -- The broken jobs fail again at every tick; the others are done with.
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 :counters;
+SELECT job_id, failures, first_failed_at < last_failed_at AS last_is_later
+  FROM finlive_reap_errors ORDER BY job_id;
+
+-- Job 2 is taken off the reaper's hands, job 4 may fail now: only job 3
+-- is still failing.
+UPDATE jobs SET status = 'queued' WHERE id = 2;
+DROP TRIGGER job_4_never_fails ON jobs;
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SELECT job_id, failures FROM finlive_reap_errors ORDER BY job_id;
 DELETE FROM finlive_reap_log WHERE target = 'jobs'::regclass;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;
