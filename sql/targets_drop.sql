@@ -2,7 +2,9 @@
 -- of a target's tables (jobs, runs or tasks, directly or with its schema)
 -- removes the target, a target whose hook was dropped is skipped with a
 -- WARNING, and the other targets are reaped as before.  A target follows its
--- tables when they are renamed (it is kept by OID).
+-- tables when they are renamed (it is kept by OID).  [1.2] The WARNING
+-- names the target schema-qualified and is logged once when the target
+-- becomes unusable (then at most once an hour), not at every tick.
 CREATE SCHEMA tdrop;
 SET search_path = tdrop, public;
 SET finlive.finalize_grace = 300;
@@ -54,6 +56,9 @@ SELECT jobs, on_reap FROM finlive_targets ORDER BY jobs::text;
 
 -- The tick reaps the other targets.
 SELECT * FROM finlive_reap_once() ORDER BY target::text, job_id;
+-- [1.2] The WARNING comes once when the target becomes unusable, not at
+-- every tick.
+SELECT count(*) AS second_tick_actions FROM finlive_reap_once();
 SELECT (SELECT status FROM d_renamed_jobs) AS d_status,
        (SELECT status FROM e_jobs) AS e_status;
 SELECT finlive_unregister('e_jobs') AS unregistered;
