@@ -44,7 +44,9 @@ SET finlive.restart_grace = 0;
 SELECT finlive_stats_reset();
 \set counters 'SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, finalizer_defers_total AS defers, errors_total FROM finlive_stats'
 SELECT finlive_register('jobs', 'runs', 'tasks');
--- A second target without a tasks table.
+-- A second target without a tasks table.  [1.3] Under the default stages
+-- none of its jobs can be guarded, and finlive_register says so (NOTICE);
+-- only '*' guards them.
 CREATE TABLE notask_jobs (LIKE jobs INCLUDING INDEXES);
 SELECT finlive_register('notask_jobs', 'runs');
 
@@ -58,7 +60,7 @@ SHOW finlive.guarded_stages;
 -- first + 2 in review, first + 3 in the target without tasks.
 CREATE PROCEDURE owned_jobs(first bigint) LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM finlive_clear_all();
+    PERFORM owner_clear_all();
     UPDATE guarded.jobs SET status = 'done' WHERE status = 'running';
     UPDATE guarded.notask_jobs SET status = 'done' WHERE status = 'running';
     CALL guarded.add_job(first, 'deploy-staging', 0, '10 minutes');
@@ -67,7 +69,7 @@ BEGIN
     INSERT INTO guarded.runs VALUES (first + 3, now() - interval '10 minutes', 0);
     INSERT INTO guarded.notask_jobs
         VALUES (first + 3, 'running', first + 3, NULL, 0, 2, now() - interval '20 minutes');
-    PERFORM finlive_mark(g) FROM generate_series(first, first + 3) g;
+    PERFORM owner_mark(g) FROM generate_series(first, first + 3) g;
 END
 $$;
 
@@ -92,7 +94,7 @@ SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 :counters;
 
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 SELECT finlive_unregister('notask_jobs') AS unregistered;
 RESET search_path;
