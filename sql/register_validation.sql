@@ -6,6 +6,12 @@
 -- columns are ignored.  Registering the same jobs table again replaces the
 -- target; finlive_unregister says whether there was one.  Registrations live
 -- in a table that pg_dump carries (an extension configuration table).
+-- [1.3] A target whose jobs can never be guarded (no tasks table while the
+-- effective guarded_stages lacks '*', or a tasks table and an empty list)
+-- gets a NOTICE with a hint naming guarded_stages.  The policy arguments:
+-- NULL is the server setting; a negative interval is refused (22023, naming
+-- the argument); an effective max_running not above finalize_grace gets a
+-- WARNING; finlive_targets shows each argument as registered and in effect.
 CREATE SCHEMA regval;
 SET search_path = regval, public;
 CREATE TABLE jobs (id bigint, status text, run_id bigint, task_id bigint,
@@ -27,7 +33,8 @@ SELECT jobs, runs, tasks, on_reap, gate, claim_owned,
 -- with one it is silent.
 CREATE INDEX ON jobs (id) WHERE status = 'running';
 
--- Registering again replaces the target.
+-- Registering again replaces the target (now without a tasks table: none
+-- of its jobs can be guarded under the default stages).
 SELECT finlive_register('jobs', 'runs');
 SELECT jobs, runs, tasks, on_reap, gate, claim_owned FROM finlive_targets;
 
@@ -118,6 +125,54 @@ SELECT finlive_register(NULL, 'runs');
 \echo SQLSTATE: :SQLSTATE
 SELECT finlive_register('jobs', NULL);
 \echo SQLSTATE: :SQLSTATE
+
+-- [1.3] The policy arguments.
+SET finlive.finalize_grace = 300;
+SET finlive.claim_grace = 30;
+SET finlive.max_running = 5400;
+SET finlive.guarded_stages = 'deploy-staging';
+SET finlive.enabled = on;
+SET finlive.dry_run = off;
+SELECT finlive_register('jobs', 'runs', 'tasks', finalize_grace => '-1 second');
+\echo SQLSTATE: :SQLSTATE
+SELECT finlive_register('jobs', 'runs', 'tasks', claim_grace => '-1 second');
+\echo SQLSTATE: :SQLSTATE
+SELECT finlive_register('jobs', 'runs', 'tasks', max_running => '-1 day');
+\echo SQLSTATE: :SQLSTATE
+-- The ceiling not above the grace (its own, or against the server's).
+SELECT finlive_register('jobs', 'runs', 'tasks', max_running => '5 minutes');
+SELECT finlive_register('jobs', 'runs', 'tasks', finalize_grace => '2 hours');
+-- A tasks table and an empty list: nothing can be guarded.
+SELECT finlive_register('jobs', 'runs', 'tasks', guarded_stages => '{}');
+-- No tasks table but '*': silent.
+SELECT finlive_register('jobs', 'runs', guarded_stages => '{*}');
+-- Every argument, as registered and in effect.
+SELECT finlive_register('jobs', 'runs', 'tasks', finalize_grace => '10 minutes',
+                        claim_grace => '1 minute', max_running => '3 hours',
+                        guarded_stages => '{deploy,review}', enabled => false,
+                        dry_run => true);
+\x on
+SELECT finalize_grace, claim_grace, max_running, guarded_stages, enabled, dry_run,
+       effective_finalize_grace, effective_claim_grace, effective_max_running,
+       effective_guarded_stages, effective_enabled, effective_dry_run
+  FROM finlive_targets WHERE jobs = 'jobs'::regclass;
+\x off
+-- NULL arguments: the server settings, read when the reaper runs.
+SELECT finlive_register('jobs', 'runs', 'tasks');
+\x on
+SET finlive.finalize_grace = 600;
+SET finlive.guarded_stages = 'a, b';
+SELECT finalize_grace, claim_grace, max_running, guarded_stages, enabled, dry_run,
+       effective_finalize_grace, effective_claim_grace, effective_max_running,
+       effective_guarded_stages, effective_enabled, effective_dry_run
+  FROM finlive_targets WHERE jobs = 'jobs'::regclass;
+\x off
+RESET finlive.finalize_grace;
+RESET finlive.claim_grace;
+RESET finlive.max_running;
+RESET finlive.guarded_stages;
+RESET finlive.enabled;
+RESET finlive.dry_run;
 
 -- Unregistering.
 SELECT finlive_unregister('jobs') AS unregistered;
