@@ -1,10 +1,11 @@
 -- Rule: finlive's settings exist with their documented types, defaults and
 -- contexts: enabled, finalize_grace, max_running, claim_grace,
--- guarded_stages, dry_run and restart_grace are settable by a superuser at
--- any time (SET works in a superuser session); log_retention, naptime and
--- reaper change on reload; database and max_owners need a restart.  Time
--- settings carry their unit.  Ordinary roles cannot SET the superuser ones,
--- and the finlive. prefix is reserved.
+-- guarded_stages, dry_run, restart_grace and [1.2] hook_timeout (ms, 0 = no
+-- limit) are settable by a superuser at any time (SET works in a superuser
+-- session); log_retention, naptime, reaper and [1.3] database (default '*',
+-- every database with the extension) change on reload; max_owners needs a
+-- restart.  Time settings carry their unit.  Ordinary roles cannot SET the
+-- superuser ones, and the finlive. prefix is reserved.
 SELECT name, boot_val, unit, vartype, context
   FROM pg_settings WHERE name LIKE 'finlive.%' ORDER BY name;
 
@@ -16,6 +17,7 @@ SET finlive.claim_grace = 45;
 SET finlive.guarded_stages = 'deploy-staging,deploy';
 SET finlive.dry_run = on;
 SET finlive.restart_grace = 0;
+SET finlive.hook_timeout = '2s';
 SELECT name, setting FROM pg_settings
  WHERE name LIKE 'finlive.%' AND context = 'superuser' ORDER BY name;
 RESET ALL;
@@ -26,11 +28,15 @@ SET finlive.naptime = 1000;
 \echo SQLSTATE: :SQLSTATE
 SET finlive.max_owners = 10;
 \echo SQLSTATE: :SQLSTATE
+SET finlive.database = 'postgres';
+\echo SQLSTATE: :SQLSTATE
 
 -- Bad values.
 SET finlive.enabled = 'maybe';
 \echo SQLSTATE: :SQLSTATE
 SET finlive.finalize_grace = -1;
+\echo SQLSTATE: :SQLSTATE
+SET finlive.hook_timeout = -1;
 \echo SQLSTATE: :SQLSTATE
 
 -- The prefix is reserved.
@@ -43,6 +49,8 @@ SET ROLE regress_finlive_plain;
 SET finlive.enabled = off;
 \echo SQLSTATE: :SQLSTATE
 SET finlive.guarded_stages = '';
+\echo SQLSTATE: :SQLSTATE
+SET finlive.hook_timeout = 0;
 \echo SQLSTATE: :SQLSTATE
 SHOW finlive.enabled;
 RESET ROLE;
