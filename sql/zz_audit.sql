@@ -1,11 +1,15 @@
--- Rule (1.1 diagnostics): finlive_running_jobs lists each registered target's
--- running jobs with their run, stage, owner and the owner's pg_stat_activity
--- row; finlive_audit() lists what an operator should look at, one reason per
--- row: leaked_ownership (owned, running in no target), stuck_finalizer
--- (checked with an idle second session in t/061_audit_idle_owner.pl),
--- missing_index, broken_target (the reaper skips it) and unreadable_target
--- (the caller may not read it, so nothing is claimed about leaks).  Both read
--- the application's tables with the caller's rights.
+-- Rule (1.1 diagnostics, as of 1.3): finlive_running_jobs lists each
+-- registered target's running jobs with their run, stage, owner and the
+-- owner's pg_stat_activity row; finlive_audit() lists what an operator
+-- should look at, one reason per row: leaked_ownership (owned, running in no
+-- target), stuck_finalizer (a guarded owner past the grace that has owned
+-- the job longer than the target's max_running; one idle in a transaction
+-- longer than finalize_grace is checked with a second session in
+-- t/061_audit_idle_owner.pl), [1.2] failing_reap (a job whose reap keeps
+-- failing, with the attempts and the last error), missing_index,
+-- broken_target (the reaper skips it) and unreadable_target (the caller may
+-- not read it, so nothing is claimed about leaks).  Both read the
+-- application's tables with the caller's rights.
 --
 -- Runs in a database of its own, so that only its own targets and owners
 -- are there to be found.
@@ -126,6 +130,47 @@ SET ROLE regress_finlive_reader;
 SELECT target, job_id, owner_pid IS NOT NULL AS owned FROM finlive_running_jobs;
 SELECT reason, target, job_id, detail FROM finlive_audit();
 RESET ROLE;
+-- [1.2] A job whose reap keeps failing (here its hook raises) is reported
+-- with the number of attempts and the last error.  (A session that owns
+-- jobs may not tick: this one gives its jobs up first.)
+SELECT finlive_clear_all() >= 0 AS released;
+SET finlive.restart_grace = 0;
+CREATE TABLE fail_runs (id bigint PRIMARY KEY, finished_at timestamptz, exit_code integer);
+CREATE TABLE fail_jobs (id bigint PRIMARY KEY, status text, run_id bigint, task_id bigint,
+                        attempts integer, max_attempts integer, started_at timestamptz);
+CREATE INDEX ON fail_jobs (id) WHERE status = 'running';
+CREATE FUNCTION fail_hook(bigint, integer, text) RETURNS void LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'hook refuses job %', $1; END $$;
+SELECT finlive_register('fail_jobs', 'fail_runs', on_reap => 'fail_hook(bigint,integer,text)',
+                        guarded_stages => '{*}');
+INSERT INTO fail_runs VALUES (20, now() - interval '10 minutes', 0);
+INSERT INTO fail_jobs VALUES (20, 'running', 20, NULL, 0, 2, now() - interval '20 minutes');
+SELECT target, job_id, tier, action FROM finlive_reap_once() ORDER BY target::text, job_id;
+SELECT reason, target, job_id, pid,
+       detail LIKE '1 failed attempts since %, the last: hook refuses job 20 (SQLSTATE P0001)'
+           AS detail_ok
+  FROM finlive_audit() WHERE reason = 'failing_reap';
+SELECT finlive_unregister('fail_jobs');
+
+-- [1.2] A guarded owner past the grace is stuck only once it has owned the
+-- job longer than the target's max_running (here 2 seconds): an owner that
+-- is merely past finalize_grace is the usual finalizer at work.
+CREATE TABLE stuck_jobs (LIKE fail_jobs INCLUDING INDEXES);
+SELECT finlive_register('stuck_jobs', 'fail_runs', guarded_stages => '{*}',
+                        finalize_grace => '1 second', max_running => '2 seconds');
+INSERT INTO fail_runs VALUES (30, now() - interval '10 minutes', 0);
+INSERT INTO stuck_jobs VALUES (30, 'running', 30, NULL, 0, 2, now());
+SELECT finlive_mark(30, 30, 'deploy') > 0 AS marked;
+SELECT job_id, guarded FROM finlive_running_jobs WHERE target = 'stuck_jobs'::regclass;
+SELECT count(*) AS stuck_findings FROM finlive_audit() WHERE reason = 'stuck_finalizer';
+SELECT pg_sleep(2.2);
+SELECT reason, target, job_id, pid = pg_backend_pid() AS pid_is_me,
+       detail LIKE 'stage -, run finished at %; session % has owned it since %, longer than max_running (@ 2 secs)'
+           AS detail_ok
+  FROM finlive_audit() WHERE reason = 'stuck_finalizer';
+SELECT finlive_clear(30) AS released, finlive_unregister('stuck_jobs');
+RESET finlive.restart_grace;
+
 -- Everyone may call the diagnostics.
 SELECT p.oid::regprocedure AS function,
        has_function_privilege('regress_finlive_reader', p.oid, 'EXECUTE') AS public_execute,
