@@ -123,11 +123,24 @@ compat_lock_acquire_nowait(const LOCKTAG *tag, LOCKMODE mode)
 }
 
 /*
- * Shared memory to request, and never allocate, so that n more locks fit
- * in the server's lock table: one LOCK and one PROCLOCK each.  The lock
- * manager's hash tables are not fixed-size, so they grow into memory left
- * free in the segment.
+ * Room in the server's lock table for n more locks (one LOCK and one
+ * PROCLOCK each), measured on each version:
+ *
+ * Up to 18 the lock manager's hash tables are not fixed-size: they grow
+ * into shared memory left free in the segment, so requesting that much more
+ * and never allocating it is the room (COMPAT_LOCK_ROOM_SHMEM).
+ *
+ * 19 allocates them at their full size, NLOCKENTS() entries, and they never
+ * grow: free memory adds nothing.  There the tables must be sized for the
+ * extra locks, which only max_locks_per_transaction can do
+ * (COMPAT_LOCK_ROOM_SIZING, see ownership.c).
  */
+#if PG_VERSION_NUM >= 190000
+#define COMPAT_LOCK_ROOM_SIZING
+#else
+#define COMPAT_LOCK_ROOM_SHMEM
+#endif
+
 static inline Size
 compat_lock_room_size(int n)
 {

@@ -103,6 +103,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = finlive_shmem_startup;
 
+	ownership_reserve_lock_room();
 	dbevents_install();
 	launcher_register();
 }

@@ -50,6 +50,7 @@
  */
 #include "postgres.h"
 
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
@@ -140,12 +141,61 @@ registry_size(void)
 	return hash_estimate_size(finlive_max_owners, sizeof(OwnerEntry));
 }
 
+#ifdef COMPAT_LOCK_ROOM_SIZING
+/*
+ * Where the lock table cannot grow (compat.h), the postmaster sizes it with
+ * max_locks_per_transaction raised by just enough for finlive.max_owners
+ * more locks, and puts the setting back once the table exists
+ * (ownership_shmem_init), so that it still means what the administrator
+ * set: SHOW, the per-transaction budget, and the value a standby compares
+ * with its primary's are unchanged.  A crash restart sizes shared memory
+ * again, so the raise is applied again before that (an on_shmem_exit
+ * callback of the postmaster's, which shmem_exit runs first).
+ */
+static int	locks_as_set = -1;
+
+static void
+raise_lock_table(int code, Datum arg)
+{
+	/* a lower bound of MaxBackends + max_prepared_transactions */
+	int			backends = Max(MaxConnections + max_worker_processes + max_prepared_xacts, 1);
+
+	locks_as_set = max_locks_per_xact;
+	max_locks_per_xact += (finlive_max_owners + backends - 1) / backends;
+}
+
+static void
+restore_lock_setting(void)
+{
+	if (locks_as_set < 0)
+		return;
+	max_locks_per_xact = locks_as_set;
+	locks_as_set = -1;
+	if (!IsUnderPostmaster)
+		on_shmem_exit(raise_lock_table, (Datum) 0);
+}
+#endif
+
+/*
+ * Called from _PG_init while the postmaster loads the library: make room in
+ * the lock table for every owned job (see compat.h).
+ */
+void
+ownership_reserve_lock_room(void)
+{
+#ifdef COMPAT_LOCK_ROOM_SIZING
+	raise_lock_table(0, (Datum) 0);
+#endif
+}
+
 void
 ownership_shmem_request(void)
 {
 	RequestAddinShmemSpace(add_size(MAXALIGN(sizeof(OwnershipShared)), registry_size()));
+#ifdef COMPAT_LOCK_ROOM_SHMEM
 	/* room in the lock table for every owned job, never allocated by us */
 	RequestAddinShmemSpace(compat_lock_room_size(finlive_max_owners));
+#endif
 	RequestNamedLWLockTranche("finlive_registry", REGISTRY_PARTITIONS);
 }
 
@@ -169,6 +219,9 @@ ownership_shmem_init(void)
 	registry = compat_shmem_init_fixed_hash("finlive owner registry",
 											finlive_max_owners, &info,
 											HASH_ELEM | HASH_BLOBS | HASH_PARTITION);
+#ifdef COMPAT_LOCK_ROOM_SIZING
+	restore_lock_setting();
+#endif
 }
 
 /* False in a backend that did not get finlive through the preload. */

@@ -50,6 +50,7 @@ typedef enum MarkResult
 	MARK_NO_ROOM				/* the lock table had no room for its lock */
 } MarkResult;
 
+extern void ownership_reserve_lock_room(void);
 extern void ownership_shmem_request(void);
 extern void ownership_shmem_init(void);
 extern bool ownership_ready(void);
