@@ -1,7 +1,9 @@
 -- Rule: with finlive.dry_run = on the reaper decides exactly as usual but
 -- changes no job and calls no hook: it only writes finlive_reap_log rows with
 -- dry_run = true and returns the actions.  (That it sends no NOTIFY is
--- checked by the isolation spec reaper_notify.)
+-- checked by the isolation spec reaper_notify.)  [1.3] A target's own
+-- dry_run => true makes its ticks dry runs while finlive.dry_run is off, and
+-- its dry_run => false cannot make them real while finlive.dry_run is on.
 
 -- The application's tables, in a schema of their own.  add_job() inserts a
 -- running job with its task (in stage) and its run (ended finished_ago ago
@@ -72,6 +74,33 @@ SELECT id, status, attempts FROM jobs ORDER BY id;
 SELECT * FROM hook_calls ORDER BY job_id;
 SELECT job_id, tier, new_status, dry_run
   FROM finlive_reap_log WHERE target = 'jobs'::regclass ORDER BY dry_run DESC, job_id;
+DELETE FROM finlive_reap_log WHERE target = 'jobs'::regclass;
+
+-- [1.3] The target's own dry run (the server's off): decided and logged,
+-- nothing changed, no hook called.
+SELECT finlive_register('jobs', 'runs', 'tasks',
+                        on_reap => 'on_reap(bigint, integer, text)',
+                        claim_owned => true, dry_run => true);
+CALL add_job(6, 'testing', 0, '10 minutes');                -- Tier-2 done
+SELECT dry_run, effective_dry_run FROM finlive_targets WHERE jobs = 'jobs'::regclass;
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+-- The target's dry_run off, the server's on: still a dry run.
+SELECT finlive_register('jobs', 'runs', 'tasks',
+                        on_reap => 'on_reap(bigint, integer, text)',
+                        claim_owned => true, dry_run => false);
+SET finlive.dry_run = on;
+SELECT dry_run, effective_dry_run FROM finlive_targets WHERE jobs = 'jobs'::regclass;
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SET finlive.dry_run = off;
+SELECT id, status FROM jobs WHERE id = 6;
+SELECT count(*) AS hook_calls_for_6 FROM hook_calls WHERE job_id = 6;
+SELECT job_id, new_status, dry_run
+  FROM finlive_reap_log WHERE target = 'jobs'::regclass ORDER BY at, job_id;
+-- Both off: the real reap.
+SELECT dry_run, effective_dry_run FROM finlive_targets WHERE jobs = 'jobs'::regclass;
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+SELECT id, status FROM jobs WHERE id = 6;
+SELECT * FROM hook_calls WHERE job_id = 6;
 DELETE FROM finlive_reap_log WHERE target = 'jobs'::regclass;
 
 -- Clean up.
