@@ -2,7 +2,8 @@
 -- true, a running job whose run has no exit_code, that started at least
 -- finlive.claim_grace ago and that no live session owns is requeued or
 -- failed.  An owned job, a job younger than the grace, and every job of a
--- target registered without claim_owned are left running.
+-- target registered without claim_owned are left running.  [1.3] A target's
+-- own claim_grace overrides the server setting for that target.
 
 -- The application's tables, in a schema of their own.  add_job() inserts a
 -- running job with its task (in stage) and its run (ended finished_ago ago
@@ -68,6 +69,17 @@ CALL add_job(7, 'development', NULL, NULL, '29.999999 seconds');
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 COMMIT;
 SELECT id, status FROM jobs WHERE id IN (6, 7) ORDER BY id;
+
+-- [1.3] A target's own claim_grace overrides the server's for it alone.
+SELECT finlive_register('jobs', 'runs', 'tasks', claim_owned => true,
+                        claim_grace => '10 minutes');
+BEGIN;
+CALL add_job(9, 'development', NULL, NULL, '600 seconds');
+CALL add_job(10, 'development', NULL, NULL, '599.999999 seconds');
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+COMMIT;
+SELECT id, status FROM jobs WHERE id IN (9, 10) ORDER BY id;
+UPDATE jobs SET status = 'done' WHERE id = 10;
 
 -- Without claim_owned, no Tier-1: the application does not mark its jobs
 -- from the moment it claims them, so no owner means nothing.

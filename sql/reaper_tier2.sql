@@ -4,7 +4,8 @@
 -- finlive.guarded_stages and a live session owns it: finalizer_defers_total
 -- += 1, still running), and otherwise finalized: exit_code 0 -> 'done', else
 -- requeue-or-fail ('queued' with attempts + 1 while attempts < max_attempts,
--- else 'failed').  Only jobs with status 'running' are looked at.
+-- else 'failed').  Only jobs with status 'running' are looked at.  [1.3] A
+-- target's own finalize_grace overrides the server setting for it.
 
 -- The application's tables, in a schema of their own.  add_job() inserts a
 -- running job with its task (in stage) and its run (ended finished_ago ago
@@ -91,6 +92,16 @@ SET finlive.finalize_grace = 30;
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 SELECT id, status FROM jobs WHERE id IN (4, 12) ORDER BY id;
 :counters;
+
+-- [1.3] A target's own finalize_grace overrides the server's for it alone
+-- (the server's is 30 seconds now), boundary included.
+SELECT finlive_register('jobs', 'runs', 'tasks', finalize_grace => '1 hour');
+BEGIN;
+CALL add_job(13, 'testing', 0, '3600 seconds');
+CALL add_job(14, 'testing', 0, '3599.999999 seconds');
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+COMMIT;
+SELECT id, status FROM jobs WHERE id IN (13, 14) ORDER BY id;
 
 -- Clean up.
 SELECT owner_clear_all() >= 0 AS released;

@@ -2,6 +2,7 @@
 -- (now() - started_at) is at least finlive.max_running is requeued or
 -- failed, whatever its ownership, its run or the stage: a stuck finalizer is
 -- never immortal.  A job that Tier-2 already finalized is not reaped again.
+-- [1.3] A target's own max_running overrides the server setting for it.
 
 -- The application's tables, in a schema of their own.  add_job() inserts a
 -- running job with its task (in stage) and its run (ended finished_ago ago
@@ -74,6 +75,15 @@ CALL add_job(8, 'development', NULL, NULL, '999.999999 seconds');
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 COMMIT;
 SELECT id, status FROM jobs WHERE id IN (7, 8) ORDER BY id;
+
+-- [1.3] A target's own max_running overrides the server's for it alone.
+SELECT finlive_register('jobs', 'runs', 'tasks', max_running => '2 hours');
+BEGIN;
+CALL add_job(9, 'development', NULL, NULL, '7200 seconds');
+CALL add_job(10, 'development', NULL, NULL, '7199.999999 seconds');
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
+COMMIT;
+SELECT id, status FROM jobs WHERE id IN (8, 9, 10) ORDER BY id;
 
 -- Clean up.
 SELECT owner_clear_all() >= 0 AS released;
