@@ -2,7 +2,8 @@
 -- finalizer the reaper must not pre-empt (default 'deploy-staging').  An owned
 -- job past the finalize grace is deferred only when its task's stage is in
 -- the list; '*' guards every job, also those of a target without a tasks
--- table; an empty list guards nothing.
+-- table; an empty list guards nothing.  [1.3] A target's own guarded_stages
+-- (text[]) overrides the server's list for that target.
 
 -- The application's tables, in a schema of their own.  add_job() inserts a
 -- running job with its task (in stage) and its run (ended finished_ago ago
@@ -92,6 +93,15 @@ SET finlive.guarded_stages = '';
 CALL owned_jobs(40);
 SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 :counters;
+
+-- [1.3] A target's own guarded_stages overrides the server's list (still
+-- empty) for that target alone: here review for jobs, '*' for notask_jobs.
+SELECT finlive_register('jobs', 'runs', 'tasks', guarded_stages => '{review}');
+SELECT finlive_register('notask_jobs', 'runs', guarded_stages => '{*}');
+SELECT jobs, guarded_stages, effective_guarded_stages FROM finlive_targets
+ ORDER BY jobs::text;
+CALL owned_jobs(50);
+SELECT * FROM finlive_reap_once() ORDER BY job_id, tier;
 
 -- Clean up.
 SELECT owner_clear_all() >= 0 AS released;
