@@ -328,7 +328,12 @@ add_pending_counts(const ReaperCounters *call)
 	MemoryContextSwitchTo(old);
 }
 
-/* Does this session hold any advisory lock (finlive's or the application's)? */
+/*
+ * Does this session hold an advisory lock of the application's (or
+ * finlive's ownership)?  The lock manager does not tell session-level from
+ * transaction-level locks here, so both count; finlive's own registration
+ * lock, always transaction-level, does not.
+ */
 static bool
 session_holds_advisory_locks(void)
 {
@@ -338,6 +343,7 @@ session_holds_advisory_locks(void)
 	for (i = 0; i < locks->nelements; i++)
 		if (locks->locks[i].pid == MyProcPid &&
 			locks->locks[i].locktag.locktag_type == LOCKTAG_ADVISORY &&
+			locks->locks[i].locktag.locktag_field4 != FINLIVE_REGISTER_OBJSUBID &&
 			locks->locks[i].holdMask != 0)
 			return true;
 	return false;

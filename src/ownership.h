@@ -17,6 +17,12 @@
  */
 #define FINLIVE_LOCK_OBJSUBID	7966
 
+/*
+ * The field4 of the transaction-level lock that serializes the
+ * registrations of one jobs table (targets.c).
+ */
+#define FINLIVE_REGISTER_OBJSUBID	7967
+
 /* Longest stage accepted by finlive_mark, in bytes. */
 #define FINLIVE_STAGE_MAXLEN	256
 

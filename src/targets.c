@@ -70,9 +70,6 @@
 PG_FUNCTION_INFO_V1(finlive_register);
 PG_FUNCTION_INFO_V1(finlive_unregister);
 
-/* The objsubid of the transaction lock that serializes one table's registrations. */
-#define FINLIVE_REGISTER_OBJSUBID	7967
-
 /* A column the reaper needs, and the types it accepts. */
 typedef struct ColumnRule
 {
