@@ -1,7 +1,10 @@
 -- Rule (reference TC-08): never raise.  The ownership functions degrade
 -- safely on NULL input; a fault while handling one job (here its gate
 -- raises) does not break the tick, which goes on and processes the other
--- jobs.
+-- jobs.  A fault in the ownership probe itself (the hidden test setting
+-- finlive.fault_injection = 'ownership_probe') never breaks the tick
+-- either: the job is treated as not owned, conservatively reaped, with a
+-- WARNING, and the owner's ownership is untouched.
 
 -- The application's tables, in a schema of their own.  add_job() inserts a
 -- running job with its task (in stage) and its run (ended finished_ago ago
@@ -68,8 +71,19 @@ SELECT * FROM finlive_reap_once();
 SELECT id, status FROM jobs ORDER BY id;
 SELECT errors_total FROM finlive_stats;
 
+-- The liveness probe fails: job 3's live finalizer (another session) cannot
+-- be seen, so the job is reaped once, and the tick goes on.
+UPDATE jobs SET status = 'queued' WHERE id = 1;
+CALL add_job(3, 'deploy-staging', 0, '600 seconds');
+SELECT owner_mark(3, 3, 'deploy-staging') > 0 AS finalizer_of_3_alive;
+SET finlive.fault_injection = 'ownership_probe';
+SELECT * FROM finlive_reap_once();
+RESET finlive.fault_injection;
+SELECT id, status FROM jobs WHERE id = 3;
+SELECT finlive_is_active(3) AS still_owned;
+
 -- Clean up.
-SELECT finlive_clear_all() >= 0 AS released;
+SELECT owner_clear_all() >= 0 AS released;
 SELECT finlive_unregister('jobs') AS unregistered;
 RESET search_path;
 SET client_min_messages = warning;
