@@ -152,7 +152,17 @@ typedef struct TargetTick
 	const ExitNotices *among;	/* only these jobs (after owner exits), or all */
 	ReaperCounters *counters;
 	ReturnSetInfo *rsinfo;
+	SPIPlanPtr *plans;			/* per-job statements, prepared at first use */
 } TargetTick;
+
+/* The statements run once per reaped job, prepared once per target tick. */
+typedef enum JobStatement
+{
+	STMT_LOCK_ONE,
+	STMT_UPDATE,
+	STMT_LOG,
+	NUM_JOB_STATEMENTS
+} JobStatement;
 
 void
 reaper_shmem_request(void)
@@ -314,6 +324,23 @@ candidate_sql(const TargetTick *tt, CandidateQuery query)
 					targets_name(t->jobs), targets_name(t->runs), filter);
 }
 
+/*
+ * The plan of a per-job statement of this tick, prepared at its first use
+ * (SPI frees it with the tick's SPI connection).
+ */
+static SPIPlanPtr
+job_statement(const TargetTick *tt, JobStatement which, const char *sql, int nargs, Oid *types)
+{
+	if (tt->plans[which] == NULL)
+	{
+		tt->plans[which] = SPI_prepare(sql, nargs, types);
+		if (tt->plans[which] == NULL)
+			elog(ERROR, "could not prepare \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+	}
+	return tt->plans[which];
+}
+
 /* Run a candidate query; the rows, in CurrentMemoryContext. */
 static Candidate *
 read_candidates(const TargetTick *tt, CandidateQuery query, int64 job_id,
@@ -355,8 +382,12 @@ read_candidates(const TargetTick *tt, CandidateQuery query, int64 job_id,
 		}
 	}
 
-	if (SPI_execute_with_args(candidate_sql(tt, query), nargs, types, args, NULL,
-							  query != QUERY_LOCK_ONE, 0) != SPI_OK_SELECT)
+	if ((query == QUERY_LOCK_ONE
+		 ? SPI_execute_plan(job_statement(tt, STMT_LOCK_ONE, candidate_sql(tt, query),
+										  nargs, types),
+							args, NULL, false, 0)
+		 : SPI_execute_with_args(candidate_sql(tt, query), nargs, types, args, NULL,
+								 true, 0)) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the running jobs of target \"%s\"", tt->target_name);
 
 	rows = palloc0(sizeof(Candidate) * Max(SPI_processed, 1));
@@ -568,12 +599,14 @@ call_update(void *arg)
 	args[0] = Int64GetDatum(call->c->job_id);
 	args[1] = CStringGetTextDatum(reaper_action_names[call->action]);
 	args[2] = Int32GetDatum(call->action == ACTION_QUEUED ? 1 : 0);
-	if (SPI_execute_with_args(psprintf("UPDATE %s SET status = $2,"
-									   " attempts = attempts OPERATOR(pg_catalog.+) $3"
-									   " WHERE id OPERATOR(pg_catalog.=) $1"
-									   "   AND status OPERATOR(pg_catalog.=) 'running'",
-									   targets_name(call->tt->target->jobs)),
-							  3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+	if (SPI_execute_plan(job_statement(call->tt, STMT_UPDATE,
+									   psprintf("UPDATE %s SET status = $2,"
+												" attempts = attempts OPERATOR(pg_catalog.+) $3"
+												" WHERE id OPERATOR(pg_catalog.=) $1"
+												"   AND status OPERATOR(pg_catalog.=) 'running'",
+												targets_name(call->tt->target->jobs)),
+									   3, types),
+						 args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update job " INT64_FORMAT, call->c->job_id);
 	call->result = SPI_processed > 0;
 }
@@ -633,12 +666,14 @@ log_reap(const TargetTick *tt, const Candidate *c, int tier, ReapAction action,
 	args[6] = BoolGetDatum(tt->policy.dry_run);
 
 	sandbox_enter(tt->cat->owner, FINLIVE_SAFE_SEARCH_PATH, &sb);
-	if (SPI_execute_with_args(psprintf("INSERT INTO %s.finlive_reap_log"
-									   " (target, job_id, tier, old_status, new_status,"
-									   "  owner_pid, dry_run)"
-									   " VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7)",
-									   tt->cat->qualified_schema),
-							  7, types, args, nulls, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_plan(job_statement(tt, STMT_LOG,
+									   psprintf("INSERT INTO %s.finlive_reap_log"
+												" (target, job_id, tier, old_status, new_status,"
+												"  owner_pid, dry_run)"
+												" VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7)",
+												tt->cat->qualified_schema),
+									   7, types),
+						 args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write finlive_reap_log");
 	sandbox_leave(&sb);
 }
@@ -905,6 +940,7 @@ tick_init(TargetTick *tt, const FinliveCatalog *cat, const Target *target)
 	tt->now = GetCurrentTransactionStartTimestamp();
 	tt->window_end = restart_window_end();
 	tt->in_restart_window = tt->policy.enabled && GetCurrentTimestamp() < tt->window_end;
+	tt->plans = palloc0(sizeof(SPIPlanPtr) * NUM_JOB_STATEMENTS);
 }
 
 /*
