@@ -715,8 +715,9 @@ untrusted_creator(Oid nsp, Oid registrant)
 	{
 		Form_pg_authid role = (Form_pg_authid) GETSTRUCT(tuple);
 
+		/* pg_database_owner's one member is the database owner */
 		if (role->rolsuper || role->oid == registrant || role->oid == dbowner ||
-			has_privs_of_role(registrant, role->oid))
+			role->oid == ROLE_PG_DATABASE_OWNER || has_privs_of_role(registrant, role->oid))
 			continue;
 		if (compat_namespace_aclcheck(nsp, role->oid, ACL_CREATE) == ACLCHECK_OK)
 			found = pstrdup(quote_identifier(NameStr(role->rolname)));
