@@ -51,6 +51,7 @@ typedef struct ReaperSlot
 	TimestampTz hold_since;
 	int			njobs;			/* exit notices not yet taken */
 	bool		overflow;
+	bool		recheck;		/* asked to look at its extension again */
 	int64		jobs[REAPER_EXIT_NOTICES];
 } ReaperSlot;
 
@@ -192,6 +193,7 @@ reapers_attach(Oid dbid)
 		s->last_exit = REAPER_EXIT_NONE;
 		s->njobs = 0;
 		s->overflow = false;
+		s->recheck = false;
 		my_slot = s;
 		ok = true;
 	}
@@ -228,16 +230,19 @@ reapers_take_exits(ExitNotices *out)
 {
 	out->njobs = 0;
 	out->overflow = false;
+	out->recheck = false;
 	if (my_slot == NULL)
 		return false;
 	LWLockAcquire(reapers->lock, LW_EXCLUSIVE);
 	out->njobs = my_slot->njobs;
 	out->overflow = my_slot->overflow;
+	out->recheck = my_slot->recheck;
 	memcpy(out->jobs, my_slot->jobs, sizeof(int64) * my_slot->njobs);
 	my_slot->njobs = 0;
 	my_slot->overflow = false;
+	my_slot->recheck = false;
 	LWLockRelease(reapers->lock);
-	return out->njobs > 0 || out->overflow;
+	return out->njobs > 0 || out->overflow || out->recheck;
 }
 
 /* Must this reaper leave its database now? */
@@ -369,17 +374,20 @@ reapers_release_hold(Oid dbid)
 	set_latch_of(launcher);
 }
 
-/* Wake dbid's reaper (to look at its extension again), if one runs. */
+/* Make dbid's reaper, if one runs, look at its extension again now. */
 void
 reapers_wake(Oid dbid)
 {
 	ReaperSlot *s;
 	int			procno = -1;
 
-	LWLockAcquire(reapers->lock, LW_SHARED);
+	LWLockAcquire(reapers->lock, LW_EXCLUSIVE);
 	s = find_slot(dbid, false);
-	if (s != NULL)
+	if (s != NULL && s->procno >= 0)
+	{
+		s->recheck = true;
 		procno = s->procno;
+	}
 	LWLockRelease(reapers->lock);
 	set_latch_of(procno);
 }

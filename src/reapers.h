@@ -26,6 +26,7 @@ typedef struct ExitNotices
 {
 	int			njobs;
 	bool		overflow;		/* more than fit: decide every job */
+	bool		recheck;		/* the extension changed: a full tick now */
 	int64		jobs[REAPER_EXIT_NOTICES];
 } ExitNotices;
 

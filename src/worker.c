@@ -316,7 +316,8 @@ finlive_reaper_main(Datum main_arg)
 		{
 			memset(&tick, 0, sizeof(tick));
 			tick.cxt = tick_cxt;
-			tick.only = (now >= next_full || notices->overflow) ? NULL : notices;
+			tick.only = (now >= next_full || notices->overflow || notices->recheck)
+				? NULL : notices;
 			MemoryContextSwitchTo(tick_cxt);
 			worker_tick(&tick);
 			MemoryContextSwitchTo(TopMemoryContext);
