@@ -34,6 +34,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "libpq/pqsignal.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -45,6 +46,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -78,6 +80,9 @@ typedef struct DbState
 } DbState;
 
 static HTAB *databases = NULL;
+
+/* The last finlive.database value whose missing names were reported. */
+static char *reported_list = NULL;
 
 void
 launcher_register(void)
@@ -218,6 +223,35 @@ tend_database(DbState *state, const char *dbname)
 }
 
 /*
+ * A database that finlive.database names but that does not exist gets no
+ * reaper: say so, once per value of the setting.  In a transaction.
+ */
+static void
+report_missing_databases(void)
+{
+	const GuardedStages *list = settings_database_list();
+	const char *name;
+	int			i;
+
+	if (settings_reap_all_databases() ||
+		(reported_list != NULL && strcmp(reported_list, finlive_database) == 0))
+		return;
+	name = list->stages;
+	for (i = 0; i < list->nstages; i++)
+	{
+		if (!OidIsValid(get_database_oid(name, true)))
+			ereport(WARNING,
+					(errmsg("database \"%s\" named in finlive.database does not exist", name),
+					 errdetail("No reaper works there until it is created."),
+					 errhint("Create the database, or correct finlive.database and reload.")));
+		name += strlen(name) + 1;
+	}
+	if (reported_list != NULL)
+		pfree(reported_list);
+	reported_list = MemoryContextStrdup(TopMemoryContext, finlive_database);
+}
+
+/*
  * Look at every database once: start the reapers that should run, forget
  * the databases that are gone.  Returns when to look again.
  */
@@ -259,6 +293,7 @@ tend_databases(void)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	report_missing_databases();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 

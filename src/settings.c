@@ -164,6 +164,13 @@ settings_database_listed(const char *dbname)
 	return settings_reap_all_databases() || guarded_stages_match(databases, dbname);
 }
 
+/* finlive.database as a list of names (NULL or "all" under '*'). */
+const GuardedStages *
+settings_database_list(void)
+{
+	return databases;
+}
+
 /*
  * Is this fault injection point switched on?  finlive.fault_injection is a
  * hidden, superuser-only setting for finlive's own tests.

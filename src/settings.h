@@ -39,6 +39,7 @@ extern GuardedStages *guarded_stages_build(char **names, int n);
 extern bool guarded_stages_match(const GuardedStages *list, const char *stage);
 extern bool settings_reap_all_databases(void);
 extern bool settings_database_listed(const char *dbname);
+extern const GuardedStages *settings_database_list(void);
 extern bool settings_fault_injected(const char *point);
 
 #endif							/* FINLIVE_SETTINGS_H */
