@@ -146,6 +146,7 @@ typedef struct TargetTick
 	const Target *target;
 	Policy		policy;
 	char	   *target_name;	/* schema-qualified, as NOTIFY spells it */
+	char	   *display_name;	/* the same for messages, inside quotes */
 	TimestampTz now;			/* transaction time: ages are now() - x */
 	bool		in_restart_window;
 	TimestampTz window_end;
@@ -388,7 +389,7 @@ read_candidates(const TargetTick *tt, CandidateQuery query, int64 job_id,
 							args, NULL, false, 0)
 		 : SPI_execute_with_args(candidate_sql(tt, query), nargs, types, args, NULL,
 								 true, 0)) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the running jobs of target \"%s\"", tt->target_name);
+		elog(ERROR, "could not read the running jobs of target \"%s\"", tt->display_name);
 
 	rows = palloc0(sizeof(Candidate) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)
@@ -441,7 +442,7 @@ owned_now(const TargetTick *tt, int64 job_id, Decision *d)
 	if (probe == OWNER_UNKNOWN)
 		ereport(WARNING,
 				(errmsg("could not check whether job " INT64_FORMAT " of target \"%s\" is owned",
-						job_id, tt->target_name),
+						job_id, tt->display_name),
 				 errdetail("The reaper treats the job as not owned.")));
 	d->owned = (probe == OWNER_LIVE);
 	return d->owned;
@@ -617,7 +618,7 @@ run_app(AppCall *call, void (*code) (void *), const char *what)
 {
 	CommandCounterIncrement();	/* let it see what the reap did so far */
 	sandbox_run_app(call->tt->target->search_path,
-					psprintf("%s of target \"%s\"", what, call->tt->target_name),
+					psprintf("%s of target \"%s\"", what, call->tt->display_name),
 					code, call);
 }
 
@@ -684,6 +685,7 @@ typedef struct JobWork
 	const TargetTick *tt;
 	int64		job_id;
 	Decision	d;				/* in: the unlocked decision; out: the final one */
+	ReapAction	attempt;		/* the reap being made, once the gate settled it */
 	ReapAction	done;			/* out: the reap made, or NONE/DEFER */
 } JobWork;
 
@@ -713,9 +715,9 @@ job_work(void *arg)
 		w->done = w->d.action;
 		return;
 	}
-	action = w->d.action;
+	action = w->attempt = w->d.action;
 	if (action == ACTION_FINALIZE)
-		action = gate_passes(tt, c) ? ACTION_DONE : requeue_or_fail(c);
+		action = w->attempt = gate_passes(tt, c) ? ACTION_DONE : requeue_or_fail(c);
 
 	if (ownership_lookup(c->job_id, &owner))
 		owner_pid = owner.pid;
@@ -748,28 +750,30 @@ job_work(void *arg)
  */
 static bool
 run_isolated(void (*work) (void *), void *arg, const TargetTick *tt,
-			 int64 job_id, int tier, ReapAction action)
+			 int64 job_id, int tier, const ReapAction *attempt)
 {
 	ErrorData  *edata;
+	ReapAction	action;
 
 	if (sandbox_try(work, arg, true, &edata))
 		return true;
 
 	tt->counters->errors_total++;
+	action = attempt ? *attempt : ACTION_NONE;
 	if (job_id != 0)
 	{
 		failures_record(tt->target->jobs, job_id, tier, reaper_action_names[action], edata);
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
 				 errmsg("could not reap job " INT64_FORMAT " of target \"%s\": %s",
-						job_id, tt->target_name, edata->message),
+						job_id, tt->display_name, edata->message),
 				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
 				 errcontext("tier %d, action %s", tier, reaper_action_names[action])));
 	}
 	else if (failures_should_warn(tt->target->jobs, edata->message))
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
-				 errmsg("could not reap target \"%s\": %s", tt->target_name, edata->message),
+				 errmsg("could not reap target \"%s\": %s", tt->display_name, edata->message),
 				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
 				 errhint("The target is skipped until this is fixed; this is logged again at most once an hour.")));
 	FreeErrorData(edata);
@@ -896,7 +900,7 @@ target_work(void *arg)
 	{
 		ereport(DEBUG1,
 				(errmsg("skipping target \"%s\" this tick: \"%s\" is locked by another transaction",
-						tt->target_name, targets_name(busy))));
+						tt->display_name, targets_display_name(busy))));
 		return;
 	}
 
@@ -914,7 +918,8 @@ target_work(void *arg)
 		w.done = w.d.action;
 		if (is_reap(w.d.action))
 		{
-			if (!run_isolated(job_work, &w, tt, w.job_id, w.d.tier, w.d.action))
+			w.attempt = w.d.action;
+			if (!run_isolated(job_work, &w, tt, w.job_id, w.d.tier, &w.attempt))
 				w.done = ACTION_NONE;	/* rolled back: only a defer stands */
 			else if (is_reap(w.done))
 				failures_forget(tt->target->jobs, w.job_id);
@@ -937,6 +942,7 @@ tick_init(TargetTick *tt, const FinliveCatalog *cat, const Target *target)
 	tt->target = target;
 	targets_effective_policy(target, &tt->policy);
 	tt->target_name = targets_name(target->jobs);
+	tt->display_name = targets_display_name(target->jobs);
 	tt->now = GetCurrentTransactionStartTimestamp();
 	tt->window_end = restart_window_end();
 	tt->in_restart_window = tt->policy.enabled && GetCurrentTimestamp() < tt->window_end;
@@ -967,7 +973,7 @@ reaper_tick_target(const FinliveCatalog *cat, const Target *target,
 	{
 		if (failures_should_warn(target->jobs, target->unusable))
 			ereport(WARNING,
-					(errmsg("skipping target \"%s\": %s", tt.target_name, target->unusable),
+					(errmsg("skipping target \"%s\": %s", tt.display_name, target->unusable),
 					 errhint("Register the target again, or remove it with finlive_unregister(); this is logged again at most once an hour while it lasts.")));
 		return;
 	}
@@ -978,7 +984,7 @@ reaper_tick_target(const FinliveCatalog *cat, const Target *target,
 	/* the candidate query's estimate crosses jit_above_cost; compiling it costs more than it runs */
 	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	(void) run_isolated(target_work, &tt, &tt, 0, 0, ACTION_NONE);
+	(void) run_isolated(target_work, &tt, &tt, 0, 0, NULL);
 	sandbox_leave(&sb);
 }
 

@@ -201,6 +201,21 @@ targets_name(Oid relid)
 	return quote_qualified_identifier(nspname, relname);
 }
 
+/*
+ * The schema-qualified name of a relation as messages print it inside
+ * quotes, parts unquoted ("My Schema.jobs"), as PostgreSQL's own messages do.
+ */
+char *
+targets_display_name(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+	char	   *nspname = relname ? get_namespace_name(get_rel_namespace(relid)) : NULL;
+
+	if (relname == NULL || nspname == NULL)
+		return psprintf("%u", relid);
+	return psprintf("%s.%s", nspname, relname);
+}
+
 /* Where the hooks' OIDs are valid: this cluster and this database. */
 static char *
 binding_epoch(void)
