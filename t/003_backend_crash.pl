@@ -4,7 +4,8 @@
 # reason, a backend crash included.  When a backend dies by SIGKILL the
 # postmaster resets shared memory and restarts; afterwards no session owns
 # anything -- finlive_owners is empty, pg_locks holds none of finlive's
-# advisory locks -- the jobs can be marked again, and the worker comes back.
+# advisory locks -- the jobs can be marked again, and finlive's processes
+# come back: the launcher and the reaper of finlive.database.
 use strict;
 use warnings;
 use FindBin;
@@ -43,7 +44,11 @@ like($objsubid, qr/^\d+$/, 'the owner holds advisory locks of one objsubid');
 ok($objsubid != 1 && $objsubid != 2,
 	"finlive's objsubid ($objsubid) differs from core's 1 and 2");
 
-my $worker_before = $node->safe_psql('postgres', worker_pid_sql());
+ok( $node->poll_query_until(
+		'postgres', 'SELECT count(*) = 1 FROM (' . worker_pid_sql('postgres') . ') w'),
+	'the reaper of postgres runs before the crash');
+my $worker_before = $node->safe_psql('postgres', worker_pid_sql('postgres'));
+my $launcher_before = $node->safe_psql('postgres', launcher_pid_sql());
 
 # Crash a backend: SIGKILL makes the postmaster reinitialize everything.
 my $victim = $node->background_psql('postgres');
@@ -84,12 +89,17 @@ is( $node->safe_psql(
 	'4',
 	'every job can be marked again');
 
-# The worker is started again by the postmaster.
+# The launcher is started again by the postmaster, and it starts the reaper.
 ok( $node->poll_query_until(
 		'postgres',
-		'SELECT count(*) = 1 FROM (' . worker_pid_sql() . ") w
+		'SELECT count(*) = 1 FROM (' . launcher_pid_sql() . ") w
+		  WHERE pid <> $launcher_before"),
+	'a new finlive launcher runs after the crash restart');
+ok( $node->poll_query_until(
+		'postgres',
+		'SELECT count(*) = 1 FROM (' . worker_pid_sql('postgres') . ") w
 		  WHERE pid <> $worker_before"),
-	'a new finlive worker runs after the crash restart');
+	'a new reaper of postgres runs after the crash restart');
 
 $node->stop;
 done_testing();

@@ -76,8 +76,8 @@ sub check_every_function
 }
 
 check_every_function('no finlive settings');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM (' . worker_pid_sql() . ') w'),
-	'0', 'no finlive worker runs without the preload');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM (' . finlive_processes_sql() . ') w'),
+	'0', 'no finlive process (launcher or reaper) runs without the preload');
 
 # finlive settings in postgresql.conf (restart-only ones included), still
 # without the preload: the same clean error, not a failure of the session.
@@ -88,6 +88,8 @@ finlive.naptime = 1000
 });
 $node->restart;
 check_every_function('with finlive settings');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM (' . finlive_processes_sql() . ') w'),
+	'0', 'still no finlive process');
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the server is fine');
 
 $node->stop;

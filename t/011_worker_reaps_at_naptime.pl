@@ -4,9 +4,10 @@
 # finlive.database and every finlive.naptime runs a tick, on the same code
 # path as finlive_reap_once: a running job whose run finished past
 # finalize_grace with exit_code 0 and no live finalizer becomes 'done'; the
-# reap is logged in finlive_reap_log, announced with NOTIFY finlive_reaped,
-# and counted in finlive_stats.  Targets of other databases are not the
-# worker's business.
+# reap is logged in finlive_reap_log, announced with NOTIFY finlive_reaped
+# (its target schema-qualified, [1.2]), and counted in finlive_stats.  A
+# database that finlive.database does not name gets no reaper, even with the
+# extension installed: its targets are not reaped.
 use strict;
 use warnings;
 use FindBin;
@@ -39,10 +40,10 @@ for my $db ('app', 'postgres')
 }
 
 ok( $node->poll_query_until(
-		'postgres',
-		"SELECT datname = 'app' FROM pg_stat_activity
-		  WHERE pid = (" . worker_pid_sql() . ')'),
-	'the worker is connected to finlive.database');
+		'postgres', 'SELECT count(*) = 1 FROM (' . worker_pid_sql('app') . ') w'),
+	'a reaper is connected to finlive.database');
+is($node->safe_psql('postgres', reaper_databases_sql()),
+	'app', 'and no reaper to the database it does not name');
 
 my $listener = $node->background_psql('app');
 $listener->query_safe('LISTEN finlive_reaped');
@@ -89,8 +90,8 @@ like(
 		'app',
 		"SELECT concat_ws(' ', p->>'target', p->>'job_id', p->>'tier', p->>'status')
 		   FROM (SELECT '$payload'::jsonb AS p) s"),
-	qr/^(public\.)?jobs 1 2 done$/,
-	'the payload names the target, job, tier and status');
+	qr/^public\.jobs 1 2 done$/,
+	'the payload names the target (schema-qualified), job, tier and status');
 $listener->quit;
 
 # Later jobs are reaped on later ticks, without any nudge.
@@ -103,6 +104,8 @@ ok( $node->poll_query_until(
 # The other database's job was there before both and is still untouched.
 is($node->safe_psql('postgres', 'SELECT status FROM jobs WHERE id = 1'),
 	'running', 'a target outside finlive.database is not reaped by the worker');
+is($node->safe_psql('postgres', reaper_databases_sql()),
+	'app', 'which still has no reaper');
 
 $node->stop;
 done_testing();

@@ -49,7 +49,10 @@ sub reload_with
 	return;
 }
 
-my $worker_pid = $node->safe_psql('postgres', worker_pid_sql());
+ok( $node->poll_query_until(
+		'postgres', 'SELECT count(*) = 1 FROM (' . worker_pid_sql('postgres') . ') w'),
+	'the reaper runs');
+my $worker_pid = $node->safe_psql('postgres', worker_pid_sql('postgres'));
 
 # A live finalizer owns job 1 (guarded stage, past finalize_grace).
 my $owner = $node->background_psql('postgres');
@@ -109,7 +112,7 @@ ok( $node->poll_query_until(
 is($node->safe_psql('postgres', 'SELECT status FROM jobs WHERE id = 3'),
 	'running', 'the owned job stays running');
 
-is($node->safe_psql('postgres', worker_pid_sql()),
+is($node->safe_psql('postgres', worker_pid_sql('postgres')),
 	$worker_pid, 'all of this without restarting the worker');
 
 $owner->quit;

@@ -1,8 +1,10 @@
 # The worker waits quietly until the extension is installed.
 #
-# Rule (SPEC "The worker"): while the extension is not installed in
-# finlive.database the worker waits quietly -- one LOG line, not one per
-# tick -- and starts reaping by itself once CREATE EXTENSION happens there.
+# Rule (SPEC "The worker"): while the extension is not installed in a
+# database that finlive.database names, its reaper waits quietly -- one LOG
+# line, not one per tick -- and starts reaping by itself once CREATE
+# EXTENSION happens there.  (Under finlive.database = '*' a database without
+# the extension has no reaper at all: t/030 and t/032.)
 use strict;
 use warnings;
 use FindBin;
@@ -28,7 +30,7 @@ my $waiting_line =
   qr/LOG:\s+(?!statement:).*finlive.*(not installed|not exist|no extension|missing|CREATE EXTENSION)/i;
 
 ok( $node->poll_query_until(
-		'postgres', 'SELECT count(*) = 1 FROM (' . worker_pid_sql() . ') w'),
+		'postgres', 'SELECT count(*) = 1 FROM (' . worker_pid_sql('postgres') . ') w'),
 	'the worker runs before the extension exists');
 $node->wait_for_log($waiting_line);
 pass('the worker logs that it waits for the extension');
@@ -42,7 +44,7 @@ is(log_count($node, qr/(ERROR|FATAL):/), 0,
 	'and raises no error while waiting');
 
 # Install it: the worker starts reaping without a restart or a reload.
-my $worker_pid = $node->safe_psql('postgres', worker_pid_sql());
+my $worker_pid = $node->safe_psql('postgres', worker_pid_sql('postgres'));
 $node->safe_psql('postgres', 'CREATE EXTENSION finlive');
 $node->safe_psql('postgres', app_schema_sql());
 $node->safe_psql('postgres', q{SELECT finlive_register('jobs', 'runs', 'tasks')});
@@ -51,7 +53,7 @@ $node->safe_psql('postgres',
 ok( $node->poll_query_until(
 		'postgres', q{SELECT status = 'done' FROM jobs WHERE id = 1}),
 	'after CREATE EXTENSION the worker reaps');
-is($node->safe_psql('postgres', worker_pid_sql()),
+is($node->safe_psql('postgres', worker_pid_sql('postgres')),
 	$worker_pid, 'the same worker process, never restarted');
 
 # Dropping the extension sends it back to waiting, quietly; installing it

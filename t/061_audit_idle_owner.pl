@@ -1,13 +1,16 @@
 # finlive_audit() names an alive but stuck finalizer.
 #
-# Rule (1.1 diagnostics): a running job in a guarded stage, past
-# finalize_grace, whose owner session has been idle or idle in transaction
-# for longer than finalize_grace, is listed with reason stuck_finalizer and
-# the owner's pid: the reaper keeps deferring it to a finalizer that does
-# nothing.  An owner that is busy (running a statement), a job still inside
-# the grace, an owner idle for less than the grace, and a job in a stage
-# that is not guarded are not listed.  finlive_running_jobs shows the
-# owner's state and wait event next to the job.
+# Rule (1.1 diagnostics, narrowed in 1.2; /work/notes/behaviour.md): a
+# running job in a guarded stage, past finalize_grace, whose owner session
+# has been idle in transaction for longer than finalize_grace (holding its
+# transaction's locks), or has owned the job for longer than max_running, is
+# listed with reason stuck_finalizer and the owner's pid: the reaper keeps
+# deferring it to a finalizer that does nothing.  A plain idle owner (the
+# usual finalizer between two statements), an owner that is busy (running a
+# statement), a job still inside the grace, an owner idle in transaction for
+# less than the grace, and a job in a stage that is not guarded are not
+# listed.  finlive_running_jobs shows the owner's state and wait event next
+# to the job.
 use strict;
 use warnings;
 use FindBin;
@@ -71,27 +74,48 @@ ok( defined poll_within(
 # Nobody has been idle for 6 seconds yet: nothing is stuck.
 is(audit('6s'), '', 'owners idle for less than the grace are not stuck');
 
-# After the grace, the idle owners are stuck finalizers; the busy one, the
-# unguarded stage and the job inside the grace are not.
+# After the grace, the owner idle in transaction is a stuck finalizer; the
+# plain idle one, the busy one, the unguarded stage and the job inside the
+# grace are not.
 ok( defined poll_within(
 		$node, 'app', q{
 		SET finlive.finalize_grace = '6s';
 		SET finlive.guarded_stages = 'deploy-staging';
 		SELECT string_agg(format('%s:%s', reason, job_id), ' ' ORDER BY job_id)
 		  FROM finlive_audit()},
-		'stuck_finalizer:1 stuck_finalizer:2', 30),
-	'idle and idle-in-transaction owners past the grace are stuck finalizers');
+		'stuck_finalizer:2', 30),
+	'an owner idle in transaction past the grace is a stuck finalizer');
+is(audit('6s'), 'stuck_finalizer:2',
+	'a plain idle owner past the grace is not (it is between two statements)');
 is( $node->safe_psql('app', q{
 		SET finlive.finalize_grace = '6s';
 		SELECT string_agg(format('%s|%s', job_id, pid), ' ' ORDER BY job_id)
 		  FROM finlive_audit()}),
-	"1|$pid{1} 2|$pid{2}",
-	'each row names the owner pid');
+	"2|$pid{2}",
+	'the row names the owner pid');
 like( $node->safe_psql('app', q{
 		SET finlive.finalize_grace = '6s';
 		SELECT detail FROM finlive_audit() WHERE job_id = 2}),
-	qr/^stage deploy-staging, run finished 00:10:\d\d ago; owner has been idle in transaction for 00:00:\d\d$/,
-	'the detail says what the owner has been doing, and for how long');
+	qr/^stage deploy-staging, run finished .*; session ${\ $pid{2}} has been idle in transaction since .*finalize_grace/,
+	'the detail says what the owner has been doing, and since when');
+
+# An owner that has owned its job for longer than max_running is stuck
+# too, idle, idle in transaction or busy alike.
+ok( defined poll_within(
+		$node, 'app', q{
+		SET finlive.finalize_grace = '6s';
+		SET finlive.max_running = '7s';
+		SET finlive.guarded_stages = 'deploy-staging';
+		SELECT string_agg(format('%s:%s', reason, job_id), ' ' ORDER BY job_id)
+		  FROM finlive_audit()},
+		'stuck_finalizer:1 stuck_finalizer:2 stuck_finalizer:3', 30),
+	'owners that have owned their job for longer than max_running are stuck');
+like( $node->safe_psql('app', q{
+		SET finlive.finalize_grace = '6s';
+		SET finlive.max_running = '7s';
+		SELECT detail FROM finlive_audit() WHERE job_id = 1}),
+	qr/session ${\ $pid{1}} has owned it since .*max_running/,
+	'the detail says since when it has owned the job');
 
 # The view shows each owner's state next to its job.
 is( $node->safe_psql('app', q{
@@ -123,7 +147,7 @@ $node->safe_psql('app', 'GRANT pg_monitor TO watcher');
 is( $node->safe_psql('app', q{
 		SELECT string_agg(job_id::text, ' ' ORDER BY job_id) FROM finlive_audit()},
 		extra_params => [ '-U', 'watcher' ]),
-	'1 2', 'pg_monitor sees the stuck finalizers');
+	'2', 'pg_monitor sees the stuck finalizer');
 
 $owner{$_}->quit for grep { $_ != 3 } keys %owner;
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid{3})");

@@ -21,6 +21,11 @@ our @EXPORT = qw(
   error_of
   try_function_sql
   worker_pid_sql
+  launcher_pid_sql
+  finlive_processes_sql
+  reaper_databases_sql
+  server_timing_sql
+  advance_pids_to
   log_offset
   log_count
   log_entries
@@ -105,15 +110,157 @@ sub error_of
 	return ($state, $msg, $hint // '');
 }
 
-# The worker's pid as pg_stat_activity shows it (its backend_type or
-# application_name says finlive; client sessions are never counted).
+# finlive's background processes (SPEC "The worker", [1.3] "Every
+# database"): a launcher connected to no database, and one reaper per
+# database it reaps.  Each shows in pg_stat_activity under a name that says
+# finlive (its backend_type or application_name); client sessions are never
+# counted.
+my $finlive_process = q{backend_type <> 'client backend'
+	            AND (backend_type ILIKE '%finlive%'
+	                 OR application_name ILIKE '%finlive%')};
+
+# SQL for the pid of the reaper of database $dbname (no row when none runs).
 sub worker_pid_sql
 {
-	return q{SELECT pid FROM pg_stat_activity
-	          WHERE backend_type <> 'client backend'
-	            AND (backend_type ILIKE '%finlive%'
-	                 OR application_name ILIKE '%finlive%')
+	my ($dbname) = @_;
+	die "worker_pid_sql: name the database whose reaper you mean"
+	  unless defined $dbname;
+	$dbname =~ s/'/''/g;
+	return qq{SELECT pid FROM pg_stat_activity
+	          WHERE $finlive_process AND datname = '$dbname'
 	          ORDER BY backend_start DESC LIMIT 1};
+}
+
+# SQL for the pid of the launcher: the finlive process with no database.
+sub launcher_pid_sql
+{
+	return qq{SELECT pid FROM pg_stat_activity
+	          WHERE $finlive_process AND datname IS NULL
+	          ORDER BY backend_start DESC LIMIT 1};
+}
+
+# SQL listing every finlive process (pid, datname), launcher and reapers.
+sub finlive_processes_sql
+{
+	return qq{SELECT pid, datname FROM pg_stat_activity WHERE $finlive_process};
+}
+
+# SQL for the databases that have a reaper now, comma separated and sorted
+# ('' when none).
+sub reaper_databases_sql
+{
+	return qq{SELECT coalesce(string_agg(datname, ',' ORDER BY datname), '')
+	            FROM pg_stat_activity
+	           WHERE $finlive_process AND datname IS NOT NULL};
+}
+
+# SQL for functions that time things inside the server, so that what a
+# test measures is the server's reaction, not a client's polling loop:
+#   wait_until(cond text, max interval) -> double precision
+#     polls the boolean query cond every 0.2 ms until it is true; returns
+#     the milliseconds it took, or NULL after max.
+#   terminate_and_wait(pids int[], cond text, max interval) -> double precision
+#     pg_terminate_backend on each pid (not waiting), then wait_until(cond);
+#     the milliseconds from just before the first termination.
+#   ticks_during(d interval) -> bigint
+#     how many ticks finlive_stats counted during d.
+#   max_during(q text, d interval) -> bigint
+#     the largest value the bigint query q gave, sampled every 10 ms for d:
+#     to show that something never happened during d ("never two reapers").
+# Each poll reads a fresh snapshot of the tables and of pg_stat_activity.
+sub server_timing_sql
+{
+	return <<'SQL';
+CREATE FUNCTION wait_until(cond text, max interval,
+                           t0 timestamptz DEFAULT NULL)
+RETURNS double precision LANGUAGE plpgsql AS $$
+DECLARE
+    start timestamptz := coalesce(t0, clock_timestamp());
+    ok boolean;
+BEGIN
+    LOOP
+        PERFORM pg_stat_clear_snapshot();
+        EXECUTE cond INTO ok;
+        IF ok THEN
+            RETURN extract(epoch FROM clock_timestamp() - start) * 1000;
+        END IF;
+        IF clock_timestamp() - start > max THEN
+            RETURN NULL;
+        END IF;
+        PERFORM pg_sleep(0.0002);
+    END LOOP;
+END $$;
+CREATE FUNCTION terminate_and_wait(pids int[], cond text, max interval)
+RETURNS double precision LANGUAGE plpgsql AS $$
+DECLARE
+    start timestamptz := clock_timestamp();
+    p int;
+BEGIN
+    FOREACH p IN ARRAY pids LOOP
+        PERFORM pg_terminate_backend(p);
+    END LOOP;
+    RETURN wait_until(cond, max, start);
+END $$;
+CREATE FUNCTION ticks_during(d interval) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE before bigint; after bigint;
+BEGIN
+    SELECT ticks INTO before FROM finlive_stats();
+    PERFORM pg_sleep_for(d);
+    SELECT ticks INTO after FROM finlive_stats();
+    RETURN after - before;
+END $$;
+CREATE FUNCTION max_during(q text, d interval) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    stop timestamptz := clock_timestamp() + d;
+    v bigint;
+    m bigint;
+BEGIN
+    LOOP
+        PERFORM pg_stat_clear_snapshot();
+        EXECUTE q INTO v;
+        m := greatest(m, v);
+        EXIT WHEN clock_timestamp() > stop;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RETURN m;
+END $$;
+SQL
+}
+
+# Make the kernel's next process ids come just before $target, so that a
+# process started soon after gets $target itself: fork (and reap) children
+# until one gets a pid at most $gap below $target.  Process ids are
+# allocated in turn and wrap at pid_max (32768 on many systems), so at most
+# one wrap is needed.  The forking is done by a small helper process (a
+# fork of this one costs several times more).  Returns false if that did not
+# happen within two wraps (another process on the machine may be taking
+# pids too).
+sub advance_pids_to
+{
+	my ($target, $gap) = @_;
+	$gap //= 8;
+	my $pid_max = 32768;
+	if (open my $fh, '<', '/proc/sys/kernel/pid_max')
+	{
+		$pid_max = <$fh>;
+		chomp $pid_max;
+		close $fh;
+	}
+	my $helper = q{
+		use POSIX ();
+		my ($target, $gap, $pid_max) = @ARGV;
+		for (1 .. 2 * $pid_max)
+		{
+			my $pid = fork();
+			exit 2 unless defined $pid;
+			POSIX::_exit(0) if $pid == 0;
+			waitpid($pid, 0);
+			my $below = ($target - $pid) % $pid_max;
+			exit 0 if $below >= 1 && $below <= $gap;
+		}
+		exit 1;
+	};
+	return system($^X, '-e', $helper, $target, $gap, $pid_max) == 0;
 }
 
 # Poll $query on $node until it prints $expected, for at most $seconds.
