@@ -310,7 +310,12 @@ finlive_reaper_main(Datum main_arg)
 			proc_exit(0);
 		}
 
-		have_exits = reapers_take_exits(notices);
+		/*
+		 * finlive.fault_injection = 'no_exit_wakeup' makes this a purely
+		 * periodic reaper, for the benchmark that compares the two.
+		 */
+		have_exits = reapers_take_exits(notices) &&
+			!settings_fault_injected("no_exit_wakeup");
 		now = GetCurrentTimestamp();
 		if (finlive_reaper_on && (now >= next_full || have_exits))
 		{
