@@ -40,7 +40,8 @@ declare -A SESSION_FD SESSION_PID
 session_open() {
 	local name=$1 fifo="$CLUSTER_DIR/$1.in"
 	mkfifo "$fifo"
-	psql -X -q -At <"$fifo" >"$CLUSTER_DIR/$name.out" 2>&1 &
+	: >"$CLUSTER_DIR/$name.out"		# before session_run counts its lines
+	psql -X -q -At <"$fifo" >>"$CLUSTER_DIR/$name.out" 2>&1 &
 	SESSION_PID[$name]=$!
 	disown "$!"				# its SIGKILL is part of the story, not an error
 	exec {fd}>"$fifo"
@@ -111,6 +112,7 @@ echo "          exit code stamped 10 minutes ago; the monitor still runs merge g
 wait_for "SELECT finalizer_defers_total > 0 FROM finlive_stats" t
 show "SELECT id, status, (SELECT finalizer_defers_total FROM finlive_stats) AS defers, (SELECT count(*) FROM advances) AS advances FROM jobs WHERE id = 10"
 echo "          the reaper deferred: no second finalization while the first one is alive"
+show "SELECT finlive_explain('jobs', 10) ->> 'reason' AS why_job_10_is_not_reaped"
 
 # ---------------------------------------------------------------------------
 say "3. The finalizer's process dies (SIGKILL of the client)"
