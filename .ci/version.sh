@@ -36,8 +36,8 @@ build=$(mktemp -d /tmp/finlive-ci-build.XXXXXX)
 tar --exclude=.git -cf - . | tar -C "$build" -xf -
 make -C "$build" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null 2>&1 || true
 if ! make -C "$build" -k PG_CONFIG="$PG_CONFIG" COPT="$COPT_STRICT" >"$out/build.log" 2>&1; then
-	echo "ci: PostgreSQL $PG_MAJOR: the build FAILED; the compiler said:"
-	grep -v '^make\(\[[0-9]*\]\)\?: \(Entering\|Leaving\) directory' "$out/build.log"
+	echo "ci: PostgreSQL $PG_MAJOR: the build FAILED; the compiler said (commands left out):"
+	grep -vE ' -c -o | -shared -o |^make(\[[0-9]+\])?: (Entering|Leaving) directory' "$out/build.log"
 	rm -rf "$build"
 	result failed 0 1
 	exit 1

@@ -92,10 +92,17 @@ echo "built $(basename "$deb")"
 # The package holds the library, the control file and every install and
 # update script, for PostgreSQL $PG_MAJOR.
 contents=$(dpkg-deb -c "$deb")
+# The versions and scripts are the tree's: finlive.control's default_version,
+# and every finlive--*.sql.
+default_version=$(sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" "$repo/finlive.control")
+[ -n "$default_version" ] || { echo "finlive-deb: no default_version in finlive.control"; exit 1; }
+scripts=()
+for f in "$repo"/finlive--*.sql; do
+	scripts+=("./usr/share/postgresql/$PG_MAJOR/extension/$(basename "$f")")
+done
 for f in ./usr/lib/postgresql/$PG_MAJOR/lib/finlive.so \
 	./usr/share/postgresql/$PG_MAJOR/extension/finlive.control \
-	./usr/share/postgresql/$PG_MAJOR/extension/finlive--1.0.sql \
-	./usr/share/postgresql/$PG_MAJOR/extension/finlive--1.0--1.1.sql \
+	"${scripts[@]}" \
 	./usr/share/doc/$pkg/README.md.gz; do
 	grep -q " $f\$" <<<"$contents" || { echo "missing from the package: $f"; exit 1; }
 done
@@ -126,16 +133,20 @@ check() {
 	fi
 	echo "ok: $what"
 }
-check "CREATE EXTENSION finlive" "1.1" \
+check "CREATE EXTENSION finlive" "$default_version" \
 	"CREATE EXTENSION finlive; SELECT extversion FROM pg_extension WHERE extname = 'finlive'"
-check "the library loaded from the package" "t" \
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type ILIKE '%finlive%'"
+for _ in $(seq 100); do
+	[ "$(psql -X -q -At -c "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type ILIKE '%finlive%'")" = t ] && break
+	sleep 0.1
+done
+check "the library loaded from the package (its worker runs)" "t" \
+	"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type ILIKE '%finlive%'"
 check "a mark and its token" "t|t|1" \
 	"SELECT finlive_mark(7) > 0, finlive_is_active(7), (finlive_snapshot()->>'active')::int"
 check "the 1.1 diagnostics" "0" "SELECT count(*) FROM finlive_audit()"
 check "CREATE EXTENSION finlive VERSION '1.0'" "1.0" \
 	"DROP EXTENSION finlive; CREATE EXTENSION finlive VERSION '1.0';
 	 SELECT extversion FROM pg_extension WHERE extname = 'finlive'"
-check "ALTER EXTENSION finlive UPDATE" "1.1" \
+check "ALTER EXTENSION finlive UPDATE" "$default_version" \
 	"ALTER EXTENSION finlive UPDATE; SELECT extversion FROM pg_extension WHERE extname = 'finlive'"
 echo "finlive-deb: $(basename "$deb") built, installed and checked in $(( $(date +%s) - started ))s (copy in $out)"

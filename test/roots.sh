@@ -194,10 +194,20 @@ fi
 active_root=      # the root to clean up on exit
 keep_root=0
 child=
+group=            # a background step in a process group of its own (bg_step)
 on_exit() {
 	local rc=$?
-	trap - EXIT INT TERM
+	trap - EXIT INT TERM ERR
+	set +eE          # clean up as far as possible, whatever fails
 	if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then kill -TERM "$child" 2>/dev/null || true; fi
+	if [ -n "$group" ]; then
+		kill -TERM -- "-$group" 2>/dev/null || true
+		wait "$group" 2>/dev/null || true
+	fi
+	if [ -n "$active_root" ]; then
+		rm -rf "$active_root.debootstrap-cache"
+		[ "$rc" = 3 ] || rm -f "$active_root.create.log" "$active_root.create.log.apt"
+	fi
 	if [ -n "$active_root" ]; then
 		save_debs "$active_root"
 		if [ "$keep_root" = 1 ]; then
@@ -225,6 +235,18 @@ host_deps() {
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 	fi
+}
+
+# bg_step CMD...: run a step of the creation in the background, in a process
+# group of its own, so that a signal reaches the trap at once and the trap
+# ends the whole step (debootstrap's downloads and dpkg runs too).
+bg_step() {
+	local rc=0
+	setsid "$@" </dev/null &
+	group=$!
+	wait "$group" || rc=$?
+	group=
+	return $rc
 }
 
 in_root() {    # ROOT CMD...: run a command inside, with a clean environment
@@ -259,7 +281,7 @@ create_root() {     # DIR VERSION
 	rm -rf "$debs"
 	link_debs "$cache/debootstrap/$dist" "$debs"
 	rmdir "$debs/partial"
-	if ! debootstrap --variant=minbase --cache-dir="$debs" \
+	if ! bg_step debootstrap --variant=minbase --cache-dir="$debs" \
 		"$dist" "$r" "$mirror" >"$log" 2>&1; then
 		tail -n 30 "$log"
 		rm -rf "$debs"
@@ -307,8 +329,9 @@ EOF
 	mount_all "$r" "$suite"
 	local t1
 	t1=$(now)
-	if ! in_root "$r" apt-get update >"$log.apt" 2>&1 ||
-		! in_root "$r" apt-get install -y --no-install-recommends "postgresql-$v" >>"$log.apt" 2>&1; then
+	if ! bg_step chroot "$r" /usr/bin/env -i HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+		sh -c "apt-get update && apt-get install -y --no-install-recommends postgresql-$v" >"$log.apt" 2>&1; then
 		tail -n 40 "$log.apt"
 		say "installing postgresql-$v in the $suite root failed (log: $log.apt)"
 		exit 3
