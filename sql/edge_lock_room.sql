@@ -1,7 +1,9 @@
 -- Rule [1.2]: ownership never takes lock-table room from the rest of the
 -- server: with finlive.max_owners jobs owned, another session can still
 -- take all the locks the server's own settings make room for
--- (max_locks_per_transaction times the number of backends).  When a mark
+-- (max_locks_per_transaction times the number of backends).  With
+-- finlive.max_owners jobs owned, one more first mark raises 53400 whose
+-- hint names finlive.max_owners (the registry is full).  When a mark
 -- finds no room in the lock table all the same (another session filled it),
 -- finlive_mark raises 53400 with a hint that names finlive.max_owners and
 -- max_locks_per_transaction, and changes nothing; a mark of a job the
@@ -47,6 +49,10 @@ SELECT owner_sql(format('SELECT count(finlive_mark(g))::text FROM generate_serie
                         :max_owners))::int = :max_owners AS owner_owns_max_owners;
 SELECT r = :server_room AS filler_took_server_room
   FROM dblink('filler', format('SELECT edge_room.fill(%s)', :server_room)) AS t(r integer);
+-- One owner more than finlive.max_owners: the registry is full.
+SELECT finlive_mark(:max_owners + 1);
+\echo SQLSTATE: :SQLSTATE
+SELECT finlive_is_active(:max_owners + 1) AS active;
 SELECT r FROM dblink('filler', 'SELECT pg_advisory_unlock_all()::text') AS t(r text);
 SELECT owner_clear_all() = :max_owners AS owner_released;
 
