@@ -45,6 +45,7 @@ SET finlive.max_running = 5400;
 SET finlive.claim_grace = 30;
 SET finlive.guarded_stages = 'deploy-staging';
 SET finlive.restart_grace = 0;
+SELECT finlive_stats_reset();
 
 -- The hooks, written plainly: every name unqualified, no SET clause.
 CREATE TABLE advances (job_id bigint, tier integer, status text);
