@@ -27,6 +27,7 @@
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/memutils.h"
 
 #include "compat.h"
 #include "dbevents.h"
@@ -34,9 +35,15 @@
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
 
-/* What this transaction did to the extension, acted on at commit. */
+/*
+ * What this transaction did, acted on when it ends: the extension
+ * installed or dropped here (at commit), and the database it put on hold
+ * (lifted at commit or abort, once the command's effect is visible: so the
+ * launcher never starts a reaper in a database just dropped).
+ */
 static bool installed_in_xact = false;
 static bool dropped_in_xact = false;
+static List *held_in_xact = NIL;	/* in TopMemoryContext */
 static bool xact_callback_registered = false;
 
 static void
@@ -51,17 +58,31 @@ dbevents_xact_callback(XactEvent event, void *arg)
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE)
+	{
+		ListCell   *lc;
+
+		foreach(lc, held_in_xact)
+			reapers_release_hold(lfirst_oid(lc));
+		list_free(held_in_xact);
+		held_in_xact = NIL;
 		installed_in_xact = dropped_in_xact = false;
+	}
 }
 
 static void
-note_extension_event(bool *flag)
+register_callback(void)
 {
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(dbevents_xact_callback, NULL);
 		xact_callback_registered = true;
 	}
+}
+
+static void
+note_extension_event(bool *flag)
+{
+	register_callback();
 	*flag = true;
 }
 
@@ -142,7 +163,7 @@ dbevents_process_utility(PlannedStmt *pstmt, const char *queryString,
 						 DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	volatile Oid hold = database_to_free(parsetree);
+	Oid			hold = database_to_free(parsetree);
 
 	if (IsA(parsetree, CreateExtensionStmt) &&
 		strcmp(((CreateExtensionStmt *) parsetree)->extname, "finlive") == 0)
@@ -152,22 +173,20 @@ dbevents_process_utility(PlannedStmt *pstmt, const char *queryString,
 		note_extension_event(&dropped_in_xact);
 
 	if (OidIsValid(hold))
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		register_callback();
 		reapers_hold_and_evict(hold);
-	PG_TRY();
-	{
-		if (prev_process_utility)
-			prev_process_utility(pstmt, queryString, readOnlyTree, context,
-								 params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
+		held_in_xact = lappend_oid(held_in_xact, hold);
+		MemoryContextSwitchTo(old);
 	}
-	PG_FINALLY();
-	{
-		if (OidIsValid(hold))
-			reapers_release_hold(hold);
-	}
-	PG_END_TRY();
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
 
 	/* a database copied from one with finlive may have it too */
 	if (IsA(parsetree, CreatedbStmt))

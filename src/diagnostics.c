@@ -211,12 +211,15 @@ Datum
 finlive_reap_errors(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	FinliveCatalog cat;
+	List	   *targets;
 	FailingReap *failing;
 	int			n;
 	int			i;
 
 	finlive_require_ready();
 	InitMaterializedSRF(fcinfo, 0);
+	targets = load_targets(&cat);
 	failing = failures_list(InvalidOid, &n);
 	for (i = 0; i < n; i++)
 	{
@@ -224,7 +227,8 @@ finlive_reap_errors(PG_FUNCTION_ARGS)
 		Datum		values[9];
 		bool		nulls[9] = {false};
 
-		if (get_rel_name(f->target) == NULL ||
+		/* of a registered target whose jobs table the current role may read */
+		if (targets_find(targets, f->target) == NULL || get_rel_name(f->target) == NULL ||
 			pg_class_aclcheck(f->target, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 			continue;
 		values[0] = ObjectIdGetDatum(f->target);
@@ -238,6 +242,7 @@ finlive_reap_errors(PG_FUNCTION_ARGS)
 		values[8] = CStringGetTextDatum(f->message);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	SPI_finish();
 	return (Datum) 0;
 }
 
@@ -391,12 +396,16 @@ running_rows(const FinliveCatalog *cat, List *targets, bool *all_readable)
 	return result;
 }
 
-static Datum
-elapsed(TimestampTz since)
+/* now() - since; false (NULL) for an infinite "since", which has no age. */
+static bool
+elapsed(TimestampTz since, Datum *age)
 {
-	return DirectFunctionCall2(timestamp_mi,
+	if (TIMESTAMP_NOT_FINITE(since))
+		return false;
+	*age = DirectFunctionCall2(timestamp_mi,
 							   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
 							   TimestampTzGetDatum(since));
+	return true;
 }
 
 /* finlive_running_jobs() -> SETOF record, each target's running jobs. */
@@ -425,15 +434,13 @@ finlive_running_jobs(PG_FUNCTION_ARGS)
 		values[2] = j->stage ? CStringGetTextDatum(j->stage) : (Datum) 0;
 		nulls[2] = j->stage == NULL;
 		values[3] = TimestampTzGetDatum(j->started_at);
-		nulls[3] = nulls[4] = j->started_isnull;
-		if (!j->started_isnull)
-			values[4] = elapsed(j->started_at);
+		nulls[3] = j->started_isnull;
+		nulls[4] = j->started_isnull || !elapsed(j->started_at, &values[4]);
 		values[5] = Int32GetDatum(j->exit_code);
 		nulls[5] = j->exit_code_isnull;
 		values[6] = TimestampTzGetDatum(j->finished_at);
-		nulls[6] = nulls[7] = j->finished_isnull;
-		if (!j->finished_isnull)
-			values[7] = elapsed(j->finished_at);
+		nulls[6] = j->finished_isnull;
+		nulls[7] = j->finished_isnull || !elapsed(j->finished_at, &values[7]);
 		values[8] = BoolGetDatum(row->guarded);
 		for (c = 9; c < 14; c++)
 			nulls[c] = !row->owned;
@@ -771,7 +778,8 @@ finlive_audit(PG_FUNCTION_ARGS)
 		char	   *why;
 
 		if (!row->guarded || row->job.exit_code_isnull || row->job.finished_isnull ||
-			GetCurrentTransactionStartTimestamp() - row->job.finished_at < row->policy.finalize_grace)
+			GetCurrentTransactionStartTimestamp() <
+			reaper_grace_end(false, row->job.finished_at, row->policy.finalize_grace))
 			continue;
 		if ((why = stuck_owner(row)) != NULL)
 			findings = add_finding(findings, "stuck_finalizer", row->target->jobs, true,

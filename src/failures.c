@@ -134,6 +134,24 @@ failures_forget(Oid target, int64 job_id)
 	LWLockRelease(failures_lock);
 }
 
+/*
+ * The target was registered anew or unregistered: forget what its jobs and
+ * the target itself failed at.
+ */
+void
+failures_forget_target(Oid target)
+{
+	HASH_SEQ_STATUS status;
+	FailureEntry *entry;
+
+	LWLockAcquire(failures_lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, failures);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		if (entry->key.dbid == MyDatabaseId && entry->key.target == target)
+			hash_search(failures, &entry->key, HASH_REMOVE, NULL);
+	LWLockRelease(failures_lock);
+}
+
 /* The failure record of one job, if it is failing. */
 bool
 failures_lookup(Oid target, int64 job_id, FailingReap *out)

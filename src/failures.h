@@ -34,6 +34,7 @@ extern void failures_shmem_init(void);
 extern void failures_record(Oid target, int64 job_id, int tier, const char *action,
 							const ErrorData *edata);
 extern void failures_forget(Oid target, int64 job_id);
+extern void failures_forget_target(Oid target);
 extern bool failures_lookup(Oid target, int64 job_id, FailingReap *out);
 extern FailingReap *failures_list(Oid target, int *count);
 extern bool failures_should_warn(Oid target, const char *problem);

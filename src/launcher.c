@@ -108,6 +108,8 @@ bool
 launcher_start_reaper(Oid dboid, BackgroundWorkerHandle **handle)
 {
 	BackgroundWorker worker;
+	MemoryContext old;
+	bool		started;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -119,7 +121,11 @@ launcher_start_reaper(Oid dboid, BackgroundWorkerHandle **handle)
 	snprintf(worker.bgw_type, BGW_MAXLEN, "finlive reaper");
 	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
 	worker.bgw_notify_pid = MyProcPid;
-	return RegisterDynamicBackgroundWorker(&worker, handle);
+	/* the handle outlives the transaction the launcher looks in */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	started = RegisterDynamicBackgroundWorker(&worker, handle);
+	MemoryContextSwitchTo(old);
+	return started;
 }
 
 /*

@@ -214,8 +214,8 @@ restart_window_end(void)
  * ago (every grace has passed), +infinity and NULL have not happened yet
  * (no grace has).  DT_NOEND stands for "never".
  */
-static TimestampTz
-grace_end(bool isnull, TimestampTz ts, int64 grace)
+TimestampTz
+reaper_grace_end(bool isnull, TimestampTz ts, int64 grace)
 {
 	TimestampTz end;
 
@@ -223,7 +223,7 @@ grace_end(bool isnull, TimestampTz ts, int64 grace)
 		return DT_NOEND;
 	if (ts == DT_NOBEGIN)
 		return DT_NOBEGIN;
-	if (pg_add_s64_overflow(ts, grace, &end))
+	if (pg_add_s64_overflow(ts, grace, &end) || !IS_VALID_TIMESTAMP(end))
 		return DT_NOEND;
 	return end;
 }
@@ -234,7 +234,7 @@ grace_threshold(TimestampTz now, int64 grace)
 {
 	TimestampTz threshold;
 
-	if (pg_sub_s64_overflow(now, grace, &threshold))
+	if (pg_sub_s64_overflow(now, grace, &threshold) || !IS_VALID_TIMESTAMP(threshold))
 		return DT_NOBEGIN;
 	return threshold;
 }
@@ -242,7 +242,7 @@ grace_threshold(TimestampTz now, int64 grace)
 static bool
 grace_passed(const TargetTick *tt, bool isnull, TimestampTz ts, int64 grace)
 {
-	TimestampTz end = grace_end(isnull, ts, grace);
+	TimestampTz end = reaper_grace_end(isnull, ts, grace);
 
 	return end != DT_NOEND && tt->now >= end;
 }
@@ -460,7 +460,7 @@ decide(const TargetTick *tt, const Candidate *c, Decision *d)
 	const Policy *p = &tt->policy;
 	const Target *t = tt->target;
 	bool		run_done = !c->exit_code_isnull && !c->finished_isnull;
-	TimestampTz ceiling = grace_end(c->started_isnull, c->started_at, p->max_running);
+	TimestampTz ceiling = reaper_grace_end(c->started_isnull, c->started_at, p->max_running);
 
 	memset(d, 0, sizeof(*d));
 	d->action = ACTION_NONE;
@@ -470,7 +470,7 @@ decide(const TargetTick *tt, const Candidate *c, Decision *d)
 	if (run_done)
 	{
 		/* Tier-2: the run ended; was its finalization lost? */
-		TimestampTz end = grace_end(false, c->finished_at, p->finalize_grace);
+		TimestampTz end = reaper_grace_end(false, c->finished_at, p->finalize_grace);
 
 		note_eligible(d, end);
 		d->tier = 2;
@@ -499,7 +499,7 @@ decide(const TargetTick *tt, const Candidate *c, Decision *d)
 	else if (t->claim_owned && p->enabled && c->exit_code_isnull)
 	{
 		/* Tier-1: claimed, never finished, and nobody holds it? */
-		note_eligible(d, grace_end(c->started_isnull, c->started_at, p->claim_grace));
+		note_eligible(d, reaper_grace_end(c->started_isnull, c->started_at, p->claim_grace));
 		d->tier = 1;
 		if (!grace_passed(tt, c->started_isnull, c->started_at, p->claim_grace))
 			d->why = WHY_WITHIN_CLAIM_GRACE;
@@ -1186,9 +1186,16 @@ decision_reason(const TargetTick *tt, const Candidate *c, const Decision *d,
 	switch (d->why)
 	{
 		case WHY_WITHIN_FINALIZE_GRACE:
-			return psprintf("its run finished at %s, within finalize_grace (%s), which ends at %s",
-							format_ts(c->finished_at), format_usecs(p->finalize_grace),
-							format_ts(d->eligible_at));
+			{
+				TimestampTz end = reaper_grace_end(false, c->finished_at, p->finalize_grace);
+
+				if (end == DT_NOEND)
+					return psprintf("its run finished at %s, so finalize_grace (%s) never ends",
+									format_ts(c->finished_at), format_usecs(p->finalize_grace));
+				return psprintf("its run finished at %s, within finalize_grace (%s), which ends at %s",
+								format_ts(c->finished_at), format_usecs(p->finalize_grace),
+								format_ts(end));
+			}
 		case WHY_GUARDED:
 			return psprintf("its stage %s is guarded and session %d has owned it since %s, so its finalizer is alive: the tick defers it",
 							c->stage ? c->stage : "(none)", d->owner.pid,
@@ -1249,6 +1256,19 @@ reaper_explain(const FinliveCatalog *cat, const Target *target, int64 job_id,
 	tick_init(&tt, cat, target);
 	v->policy = tt.policy;
 	v->eligible_isnull = true;
+	v->owned = ownership_lookup(job_id, &v->owner);
+
+	/* a table another transaction holds: the tick skips it; so do we */
+	if (!ConditionalLockRelationOid(target->jobs, AccessShareLock) ||
+		!ConditionalLockRelationOid(target->runs, AccessShareLock) ||
+		(OidIsValid(target->tasks) && !ConditionalLockRelationOid(target->tasks, AccessShareLock)))
+	{
+		busy = target_holder(target, &pid);
+		v->action = ACTION_SKIPPED;
+		v->reason = psprintf("table %s is locked by another transaction (pid %d): the tick skips the target, and the job cannot be read now",
+							 targets_name(OidIsValid(busy) ? busy : target->jobs), pid);
+		return;
+	}
 
 	sandbox_enter(GetUserId(), FINLIVE_SAFE_SEARCH_PATH, &sb);
 	c = read_candidates(&tt, QUERY_PEEK_ONE, job_id, NULL, &n);
@@ -1261,7 +1281,6 @@ reaper_explain(const FinliveCatalog *cat, const Target *target, int64 job_id,
 	}
 	v->found = true;
 	v->status = c->status;
-	v->owned = ownership_lookup(job_id, &v->owner);
 	if (strcmp(c->status, "running") != 0)
 	{
 		v->action = ACTION_NONE;

@@ -66,6 +66,7 @@ typedef struct JobVerdict
 	Policy		policy;
 } JobVerdict;
 
+extern TimestampTz reaper_grace_end(bool isnull, TimestampTz ts, int64 grace);
 extern void reaper_shmem_request(void);
 extern void reaper_shmem_init(void);
 extern void reaper_note_server_start(void);

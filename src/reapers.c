@@ -49,10 +49,7 @@ typedef struct ReaperSlot
 	bool		leave;			/* the reaper must leave at once */
 	int			holds;			/* sessions that need the database free */
 	TimestampTz hold_since;
-	int			njobs;			/* exit notices not yet taken */
-	bool		overflow;
-	bool		recheck;		/* asked to look at its extension again */
-	int64		jobs[REAPER_EXIT_NOTICES];
+	ExitNotices notices;		/* not yet taken by the reaper */
 } ReaperSlot;
 
 typedef struct ReapersShared
@@ -147,6 +144,35 @@ slot_on_hold(const ReaperSlot *s)
 		!TimestampDifferenceExceeds(s->hold_since, GetCurrentTimestamp(), HOLD_EXPIRY_MS);
 }
 
+/* Add jobs to notices; what does not fit makes them an overflow. */
+void
+exit_notices_add(ExitNotices *notices, const int64 *jobs, int njobs)
+{
+	int			room = REAPER_EXIT_NOTICES - notices->njobs;
+
+	if (njobs > room)
+		notices->overflow = true;
+	memcpy(&notices->jobs[notices->njobs], jobs, sizeof(int64) * Min(njobs, room));
+	notices->njobs += Min(njobs, room);
+}
+
+/* Add one set of notices to another. */
+void
+exit_notices_merge(ExitNotices *into, const ExitNotices *from)
+{
+	exit_notices_add(into, from->jobs, from->njobs);
+	into->overflow |= from->overflow;
+	into->recheck |= from->recheck;
+}
+
+void
+exit_notices_clear(ExitNotices *notices)
+{
+	notices->njobs = 0;
+	notices->overflow = false;
+	notices->recheck = false;
+}
+
 /*
  * An owning session of database dbid ends: record its jobs for the reaper
  * there and wake it.  A database nobody reaps keeps no notices.
@@ -161,12 +187,7 @@ reapers_owner_exited(Oid dbid, const int64 *jobs, int njobs)
 	s = find_slot(dbid, false);
 	if (s != NULL && s->procno >= 0)
 	{
-		int			room = REAPER_EXIT_NOTICES - s->njobs;
-
-		if (njobs > room)
-			s->overflow = true;
-		memcpy(&s->jobs[s->njobs], jobs, sizeof(int64) * Min(njobs, room));
-		s->njobs += Min(njobs, room);
+		exit_notices_add(&s->notices, jobs, njobs);
 		procno = s->procno;
 	}
 	LWLockRelease(reapers->lock);
@@ -191,9 +212,7 @@ reapers_attach(Oid dbid)
 		s->pid = MyProcPid;
 		s->leave = false;
 		s->last_exit = REAPER_EXIT_NONE;
-		s->njobs = 0;
-		s->overflow = false;
-		s->recheck = false;
+		exit_notices_clear(&s->notices);
 		my_slot = s;
 		ok = true;
 	}
@@ -213,8 +232,7 @@ reapers_detach(ReaperExit why)
 	my_slot->procno = -1;
 	my_slot->pid = 0;
 	my_slot->last_exit = why;
-	my_slot->njobs = 0;
-	my_slot->overflow = false;
+	exit_notices_clear(&my_slot->notices);
 	launcher = reapers->launcher_procno;
 	LWLockRelease(reapers->lock);
 	my_slot = NULL;
@@ -222,27 +240,23 @@ reapers_detach(ReaperExit why)
 }
 
 /*
- * Take the exit notices recorded for this reaper since the last call.  True
- * if there were any.
+ * Take the exit notices recorded for this reaper since the last call, and
+ * add them to *into.  True if there were any.
  */
 bool
-reapers_take_exits(ExitNotices *out)
+reapers_take_exits(ExitNotices *into)
 {
-	out->njobs = 0;
-	out->overflow = false;
-	out->recheck = false;
+	bool		any;
+
 	if (my_slot == NULL)
 		return false;
 	LWLockAcquire(reapers->lock, LW_EXCLUSIVE);
-	out->njobs = my_slot->njobs;
-	out->overflow = my_slot->overflow;
-	out->recheck = my_slot->recheck;
-	memcpy(out->jobs, my_slot->jobs, sizeof(int64) * my_slot->njobs);
-	my_slot->njobs = 0;
-	my_slot->overflow = false;
-	my_slot->recheck = false;
+	any = my_slot->notices.njobs > 0 || my_slot->notices.overflow ||
+		my_slot->notices.recheck;
+	exit_notices_merge(into, &my_slot->notices);
+	exit_notices_clear(&my_slot->notices);
 	LWLockRelease(reapers->lock);
-	return out->njobs > 0 || out->overflow || out->recheck;
+	return any;
 }
 
 /* Must this reaper leave its database now? */
@@ -385,7 +399,7 @@ reapers_wake(Oid dbid)
 	s = find_slot(dbid, false);
 	if (s != NULL && s->procno >= 0)
 	{
-		s->recheck = true;
+		s->notices.recheck = true;
 		procno = s->procno;
 	}
 	LWLockRelease(reapers->lock);

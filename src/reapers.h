@@ -30,6 +30,10 @@ typedef struct ExitNotices
 	int64		jobs[REAPER_EXIT_NOTICES];
 } ExitNotices;
 
+extern void exit_notices_add(ExitNotices *notices, const int64 *jobs, int njobs);
+extern void exit_notices_merge(ExitNotices *into, const ExitNotices *from);
+extern void exit_notices_clear(ExitNotices *notices);
+
 extern void reapers_shmem_request(void);
 extern void reapers_shmem_init(void);
 

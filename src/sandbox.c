@@ -78,6 +78,15 @@ app_timeout_handler(void)
 	SetLatch(MyLatch);
 }
 
+static void
+raise_app_timeout(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_QUERY_CANCELED),
+			 errmsg("%s ran longer than finlive.hook_timeout", what),
+			 errdetail("finlive.hook_timeout is %d ms.", finlive_hook_timeout)));
+}
+
 /*
  * Run application code: code(arg), with the registrant's search_path (the
  * role and the restricted context are the caller's sandbox), under
@@ -107,22 +116,29 @@ sandbox_run_app(const char *search_path, const char *what,
 	{
 		code(arg);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		app_depth--;
 		if (armed)
 			disable_timeout(app_timeout_id, false);
+		/* the cancel was ours: say so, instead of "due to user request" */
+		if (armed && app_timed_out && geterrcode() == ERRCODE_QUERY_CANCELED)
+		{
+			FlushErrorState();
+			raise_app_timeout(what);
+		}
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	app_depth--;
+	if (armed)
+		disable_timeout(app_timeout_id, false);
 
 	if (armed && app_timed_out)
 	{
 		/* it caught our cancel and went on: the cancel still stands */
 		QueryCancelPending = false;
-		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
-				 errmsg("%s ran longer than finlive.hook_timeout", what),
-				 errdetail("finlive.hook_timeout is %d ms.", finlive_hook_timeout)));
+		raise_app_timeout(what);
 	}
 	AtEOXact_GUC(false, nestlevel);
 }

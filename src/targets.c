@@ -61,6 +61,7 @@
 #include "utils/varlena.h"
 
 #include "compat.h"
+#include "failures.h"
 #include "finlive.h"
 #include "ownership.h"
 #include "sandbox.h"
@@ -730,9 +731,15 @@ untrusted_creator(Oid nsp, Oid registrant)
 	{
 		Form_pg_authid role = (Form_pg_authid) GETSTRUCT(tuple);
 
-		/* pg_database_owner's one member is the database owner */
+		/*
+		 * pg_database_owner's one member is the database owner.  Membership
+		 * is asked without the superuser shortcut: a superuser has every
+		 * role's privileges, yet a role it is not a member of must not put
+		 * objects in the way of its hooks.
+		 */
 		if (role->rolsuper || role->oid == registrant || role->oid == dbowner ||
-			role->oid == ROLE_PG_DATABASE_OWNER || has_privs_of_role(registrant, role->oid))
+			role->oid == ROLE_PG_DATABASE_OWNER ||
+			is_member_of_role_nosuper(registrant, role->oid))
 			continue;
 		if (compat_namespace_aclcheck(nsp, role->oid, ACL_CREATE) == ACLCHECK_OK)
 			found = pstrdup(quote_identifier(NameStr(role->rolname)));
@@ -1078,6 +1085,7 @@ finlive_register(PG_FUNCTION_ARGS)
 	if (spi_as_owner(&cat, sql, nargs, argtypes, args, nulls, false) != SPI_OK_INSERT)
 		elog(ERROR, "could not write finlive_target");
 	SPI_finish();
+	failures_forget_target(t.jobs);
 	PG_RETURN_VOID();
 }
 
@@ -1111,5 +1119,6 @@ finlive_unregister(PG_FUNCTION_ARGS)
 	if (spi_as_owner(&cat, sql, 1, argtypes, args, NULL, false) != SPI_OK_DELETE)
 		elog(ERROR, "could not write finlive_target");
 	SPI_finish();
+	failures_forget_target(jobs);
 	PG_RETURN_BOOL(true);
 }

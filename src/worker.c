@@ -61,6 +61,14 @@
 
 PGDLLEXPORT void finlive_reaper_main(Datum main_arg);
 
+/*
+ * After a tick for owner exits, the next one waits this long from its
+ * start, gathering the exits of a burst (40 sessions ending take tens of
+ * milliseconds) into one tick instead of one each.  The first exit after a
+ * quiet period is decided at once.
+ */
+#define EXIT_GATHER_MS		100
+
 /* Why this reaper is leaving, for the launcher. */
 static ReaperExit exit_reason = REAPER_EXIT_OTHER;
 
@@ -260,7 +268,8 @@ finlive_reaper_main(Datum main_arg)
 	bool		logged_missing = false;
 	bool		logged_outdated = false;
 	static uint32 wait_event = 0;
-	ExitNotices *notices;
+	ExitNotices *pending;		/* exit notices not yet decided */
+	TimestampTz last_exit_tick = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -285,13 +294,16 @@ finlive_reaper_main(Datum main_arg)
 
 	tick_cxt = AllocSetContextCreate(TopMemoryContext, "finlive tick",
 									 ALLOCSET_DEFAULT_SIZES);
-	notices = MemoryContextAlloc(TopMemoryContext, sizeof(ExitNotices));
+	pending = MemoryContextAllocZero(TopMemoryContext, sizeof(ExitNotices));
 	next_full = GetCurrentTimestamp();
 
 	for (;;)
 	{
 		TimestampTz now;
-		bool		have_exits;
+		TimestampTz gather_until;
+		TimestampTz wake_at;
+		bool		full_due;
+		bool		exits_due;
 		Tick		tick;
 
 		CHECK_FOR_INTERRUPTS();
@@ -310,23 +322,30 @@ finlive_reaper_main(Datum main_arg)
 			proc_exit(0);
 		}
 
+		(void) reapers_take_exits(pending);
+
 		/*
 		 * finlive.fault_injection = 'no_exit_wakeup' makes this a purely
 		 * periodic reaper, for the benchmark that compares the two.
 		 */
-		have_exits = reapers_take_exits(notices) &&
-			!settings_fault_injected("no_exit_wakeup");
+		if (settings_fault_injected("no_exit_wakeup"))
+			exit_notices_clear(pending);
 		now = GetCurrentTimestamp();
-		if (finlive_reaper_on && (now >= next_full || have_exits))
+		gather_until = TimestampTzPlusMilliseconds(last_exit_tick, EXIT_GATHER_MS);
+		full_due = now >= next_full || pending->recheck;
+		exits_due = (pending->njobs > 0 || pending->overflow) && now >= gather_until;
+		if (finlive_reaper_on && (full_due || exits_due))
 		{
 			memset(&tick, 0, sizeof(tick));
 			tick.cxt = tick_cxt;
-			tick.only = (now >= next_full || notices->overflow || notices->recheck)
-				? NULL : notices;
+			tick.only = (full_due || pending->overflow) ? NULL : pending;
+			if (tick.only != NULL)
+				last_exit_tick = now;
 			MemoryContextSwitchTo(tick_cxt);
 			worker_tick(&tick);
 			MemoryContextSwitchTo(TopMemoryContext);
 			MemoryContextReset(tick_cxt);
+			exit_notices_clear(pending);
 			if (tick.only == NULL)
 				next_full = GetCurrentTimestamp() + (TimestampTz) finlive_naptime * 1000;
 
@@ -352,11 +371,17 @@ finlive_reaper_main(Datum main_arg)
 			logged_outdated = tick.outdated;
 		}
 		else if (!finlive_reaper_on)
+		{
 			next_full = now + (TimestampTz) finlive_naptime * 1000;
+			exit_notices_clear(pending);
+		}
 
+		wake_at = next_full;
+		if (pending->njobs > 0 || pending->overflow)
+			wake_at = Min(wake_at, gather_until);
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_full), 1),
+						 Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), wake_at), 1),
 						 compat_wait_event("FinliveReaperMain", &wait_event));
 		ResetLatch(MyLatch);
 	}
