@@ -34,7 +34,6 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
-#include "commands/dbcommands.h"
 #include "libpq/pqsignal.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -46,7 +45,6 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -229,11 +227,13 @@ tend_database(DbState *state, const char *dbname)
 }
 
 /*
- * A database that finlive.database names but that does not exist gets no
- * reaper: say so, once per value of the setting.  In a transaction.
+ * A database that finlive.database names but that does not exist (is not
+ * among the names in "existing") gets no reaper: say so, once per value of
+ * the setting.  (The launcher, connected to no database, can only scan
+ * pg_database, not look a name up through its index.)
  */
 static void
-report_missing_databases(void)
+report_missing_databases(List *existing)
 {
 	const GuardedStages *list = settings_database_list();
 	const char *name;
@@ -245,7 +245,13 @@ report_missing_databases(void)
 	name = list->stages;
 	for (i = 0; i < list->nstages; i++)
 	{
-		if (!OidIsValid(get_database_oid(name, true)))
+		ListCell   *lc;
+		bool		exists = false;
+
+		foreach(lc, existing)
+			if (strcmp((char *) lfirst(lc), name) == 0)
+				exists = true;
+		if (!exists)
 			ereport(WARNING,
 					(errmsg("database \"%s\" named in finlive.database does not exist", name),
 					 errdetail("No reaper works there until it is created."),
@@ -269,6 +275,7 @@ tend_databases(void)
 	HeapTuple	tuple;
 	HASH_SEQ_STATUS status;
 	DbState    *state;
+	List	   *names = NIL;
 	TimestampTz next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), LAUNCHER_NAP_MS);
 
 	hash_seq_init(&status, databases);
@@ -285,6 +292,7 @@ tend_databases(void)
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
 		bool		found;
 
+		names = lappend(names, pstrdup(NameStr(db->datname)));
 		if (!database_wanted(db))
 			continue;
 		state = hash_search(databases, &db->oid, HASH_ENTER, &found);
@@ -299,7 +307,7 @@ tend_databases(void)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	report_missing_databases();
+	report_missing_databases(names);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
