@@ -83,6 +83,29 @@ usecs_interval(int64 usecs)
 	return IntervalPGetDatum(iv);
 }
 
+/* A duration as registered; false when the target has none (NULL). */
+static bool
+registered_interval(const PolicyDuration *duration, Datum *value)
+{
+	Interval   *iv;
+
+	if (duration->isnull)
+		return false;
+	iv = palloc(sizeof(Interval));
+	*iv = duration->as_registered;
+	*value = IntervalPGetDatum(iv);
+	return true;
+}
+
+/* The effective value: the target's own as registered, else the setting's. */
+static Datum
+effective_interval(const PolicyDuration *own, int64 usecs)
+{
+	Datum		value;
+
+	return registered_interval(own, &value) ? value : usecs_interval(usecs);
+}
+
 static Datum
 stages_array(const GuardedStages *stages)
 {
@@ -152,21 +175,18 @@ finlive_targets(PG_FUNCTION_ARGS)
 		nulls[8] = t->search_path == NULL;
 		if (rsinfo->setDesc->natts > 9)
 		{
-			values[9] = own->finalize_grace_isnull ? 0 : usecs_interval(own->finalize_grace);
-			nulls[9] = own->finalize_grace_isnull;
-			values[10] = own->claim_grace_isnull ? 0 : usecs_interval(own->claim_grace);
-			nulls[10] = own->claim_grace_isnull;
-			values[11] = own->max_running_isnull ? 0 : usecs_interval(own->max_running);
-			nulls[11] = own->max_running_isnull;
+			nulls[9] = !registered_interval(&own->finalize_grace, &values[9]);
+			nulls[10] = !registered_interval(&own->claim_grace, &values[10]);
+			nulls[11] = !registered_interval(&own->max_running, &values[11]);
 			values[12] = own->guarded_stages ? stages_array(own->guarded_stages) : 0;
 			nulls[12] = own->guarded_stages == NULL;
 			values[13] = BoolGetDatum(own->enabled);
 			nulls[13] = own->enabled_isnull;
 			values[14] = BoolGetDatum(own->dry_run);
 			nulls[14] = own->dry_run_isnull;
-			values[15] = usecs_interval(p.finalize_grace);
-			values[16] = usecs_interval(p.claim_grace);
-			values[17] = usecs_interval(p.max_running);
+			values[15] = effective_interval(&own->finalize_grace, p.finalize_grace);
+			values[16] = effective_interval(&own->claim_grace, p.claim_grace);
+			values[17] = effective_interval(&own->max_running, p.max_running);
 			values[18] = stages_array(p.guarded_stages);
 			values[19] = BoolGetDatum(p.enabled);
 			values[20] = BoolGetDatum(p.dry_run);

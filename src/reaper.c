@@ -1336,7 +1336,8 @@ reaper_explain(const FinliveCatalog *cat, const Target *target, int64 job_id,
 						 failing.failures, format_ts(failing.last_failed_at), failing.message);
 	if (is_reap(action) && tt.policy.dry_run)
 		appendStringInfoString(&reason, "; dry run is on, so the tick only logs it");
-	if (!tt.policy.enabled &&
+	/* (the reason of an unfinished claimed job says so already) */
+	if (!tt.policy.enabled && !(d.why == WHY_NOTHING_DUE && target->claim_owned) &&
 		(target->claim_owned || guarded_stages_match(settings_guarded_stages(), c->stage) ||
 		 guarded_stages_match(tt.policy.guarded_stages, c->stage)))
 		appendStringInfoString(&reason, "; the kill-switch is off (finlive.enabled, or the target's enabled), so ownership is ignored");

@@ -267,21 +267,35 @@ stages_from_array(ArrayType *array)
 	return guarded_stages_build(names, n);
 }
 
+static void
+set_duration(PolicyDuration *duration, const Interval *iv)
+{
+	duration->isnull = (iv == NULL);
+	if (iv != NULL)
+	{
+		duration->usecs = interval_usecs(iv);
+		duration->as_registered = *iv;
+	}
+}
+
+static void
+read_duration(HeapTuple tuple, TupleDesc desc, int col, PolicyDuration *duration)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tuple, desc, col, &isnull);
+
+	set_duration(duration, isnull ? NULL : DatumGetIntervalP(d));
+}
+
 /* Read a target's policy columns (version 1.3 and later). */
 static void
 read_policy(HeapTuple tuple, TupleDesc desc, int first, TargetPolicy *p)
 {
 	Datum		d;
 
-	d = SPI_getbinval(tuple, desc, first, &p->finalize_grace_isnull);
-	if (!p->finalize_grace_isnull)
-		p->finalize_grace = interval_usecs(DatumGetIntervalP(d));
-	d = SPI_getbinval(tuple, desc, first + 1, &p->claim_grace_isnull);
-	if (!p->claim_grace_isnull)
-		p->claim_grace = interval_usecs(DatumGetIntervalP(d));
-	d = SPI_getbinval(tuple, desc, first + 2, &p->max_running_isnull);
-	if (!p->max_running_isnull)
-		p->max_running = interval_usecs(DatumGetIntervalP(d));
+	read_duration(tuple, desc, first, &p->finalize_grace);
+	read_duration(tuple, desc, first + 1, &p->claim_grace);
+	read_duration(tuple, desc, first + 2, &p->max_running);
 	{
 		bool		isnull;
 
@@ -298,7 +312,7 @@ static void
 no_policy(TargetPolicy *p)
 {
 	memset(p, 0, sizeof(*p));
-	p->finalize_grace_isnull = p->claim_grace_isnull = p->max_running_isnull = true;
+	p->finalize_grace.isnull = p->claim_grace.isnull = p->max_running.isnull = true;
 	p->enabled_isnull = p->dry_run_isnull = true;
 	p->enabled = true;
 }
@@ -312,12 +326,12 @@ targets_effective_policy(const Target *t, Policy *p)
 {
 	const TargetPolicy *own = &t->policy;
 
-	p->finalize_grace = own->finalize_grace_isnull
-		? (int64) finlive_finalize_grace * USECS_PER_SEC : own->finalize_grace;
-	p->claim_grace = own->claim_grace_isnull
-		? (int64) finlive_claim_grace * USECS_PER_SEC : own->claim_grace;
-	p->max_running = own->max_running_isnull
-		? (int64) finlive_max_running * USECS_PER_SEC : own->max_running;
+	p->finalize_grace = own->finalize_grace.isnull
+		? (int64) finlive_finalize_grace * USECS_PER_SEC : own->finalize_grace.usecs;
+	p->claim_grace = own->claim_grace.isnull
+		? (int64) finlive_claim_grace * USECS_PER_SEC : own->claim_grace.usecs;
+	p->max_running = own->max_running.isnull
+		? (int64) finlive_max_running * USECS_PER_SEC : own->max_running.usecs;
 	p->guarded_stages = own->guarded_stages ? own->guarded_stages : settings_guarded_stages();
 	p->enabled = finlive_enabled && own->enabled;
 	p->dry_run = finlive_dry_run || own->dry_run;
@@ -859,16 +873,18 @@ connect_with_catalog(FinliveCatalog *cat)
 
 /* A duration argument of finlive_register: NULL, or not negative. */
 static Datum
-duration_arg(FunctionCallInfo fcinfo, int argno, const char *name, int64 *usecs, bool *isnull)
+duration_arg(FunctionCallInfo fcinfo, int argno, const char *name, PolicyDuration *duration)
 {
 	Interval   *iv;
 
-	*isnull = PG_NARGS() <= argno || PG_ARGISNULL(argno);
-	if (*isnull)
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+	{
+		set_duration(duration, NULL);
 		return (Datum) 0;
+	}
 	iv = PG_GETARG_INTERVAL_P(argno);
-	*usecs = interval_usecs(iv);
-	if (*usecs < 0)
+	set_duration(duration, iv);
+	if (duration->usecs < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be negative", name),
@@ -938,15 +954,12 @@ finlive_register(PG_FUNCTION_ARGS)
 
 	/* the policy, checked before anything is looked at */
 	no_policy(&t.policy);
-	policy_values[0] = duration_arg(fcinfo, 6, "finalize_grace", &t.policy.finalize_grace,
-									&t.policy.finalize_grace_isnull);
-	policy_values[1] = duration_arg(fcinfo, 7, "claim_grace", &t.policy.claim_grace,
-									&t.policy.claim_grace_isnull);
-	policy_values[2] = duration_arg(fcinfo, 8, "max_running", &t.policy.max_running,
-									&t.policy.max_running_isnull);
-	policy_nulls[0] = t.policy.finalize_grace_isnull;
-	policy_nulls[1] = t.policy.claim_grace_isnull;
-	policy_nulls[2] = t.policy.max_running_isnull;
+	policy_values[0] = duration_arg(fcinfo, 6, "finalize_grace", &t.policy.finalize_grace);
+	policy_values[1] = duration_arg(fcinfo, 7, "claim_grace", &t.policy.claim_grace);
+	policy_values[2] = duration_arg(fcinfo, 8, "max_running", &t.policy.max_running);
+	policy_nulls[0] = t.policy.finalize_grace.isnull;
+	policy_nulls[1] = t.policy.claim_grace.isnull;
+	policy_nulls[2] = t.policy.max_running.isnull;
 	policy_nulls[3] = PG_NARGS() <= 9 || PG_ARGISNULL(9);
 	if (!policy_nulls[3])
 	{

@@ -31,14 +31,18 @@ typedef struct FinliveCatalog
  * NULL means the server setting of the same name.  Durations in
  * microseconds.
  */
+typedef struct PolicyDuration
+{
+	bool		isnull;
+	int64		usecs;
+	Interval	as_registered;	/* for display: '1 day' stays '1 day' */
+} PolicyDuration;
+
 typedef struct TargetPolicy
 {
-	bool		finalize_grace_isnull;
-	int64		finalize_grace;
-	bool		claim_grace_isnull;
-	int64		claim_grace;
-	bool		max_running_isnull;
-	int64		max_running;
+	PolicyDuration finalize_grace;
+	PolicyDuration claim_grace;
+	PolicyDuration max_running;
 	GuardedStages *guarded_stages;	/* NULL: the server's list */
 	bool		enabled_isnull;
 	bool		enabled;
