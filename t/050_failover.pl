@@ -5,8 +5,14 @@
 # availability"):
 #  - ownership is a session lock on the server the owner is connected to: it
 #    is not replicated, and it ends when that server stops;
-#  - the worker does nothing while the server is a standby (and
-#    finlive_reap_once refuses with 25006 there);
+#  - the worker does nothing while the server is a standby (no launcher,
+#    no reaper, no tick; finlive_reap_once refuses with 25006 there);
+#  - [1.2] finlive_mark on a standby raises 25006 and changes nothing (no
+#    owner, no lock, no token file write); clearing there is a no-op; every
+#    reader works there: finlive_is_active, finlive_fence, finlive_owners,
+#    finlive_snapshot, finlive_stats, finlive_targets, the diagnostics
+#    (finlive_target_problems, finlive_running_jobs, finlive_audit,
+#    finlive_reap_errors, finlive_explain) and finlive_reap_log;
 #  - after promotion, for finlive.restart_grace, the reaper makes no reap
 #    that depends on ownership being absent (Tier-1, guarded Tier-2): owners
 #    are reconnecting;
@@ -31,7 +37,6 @@ my $primary = PostgreSQL::Test::Cluster->new('failover_primary');
 $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'finlive'
-finlive.database = 'postgres'
 finlive.naptime = 100
 finlive.finalize_grace = 1
 finlive.claim_grace = 1
@@ -96,6 +101,53 @@ is($standby->safe_psql('postgres', 'SELECT finlive_is_active(1)'),
 my ($ret, $out, $err) = $standby->psql('postgres', 'SELECT * FROM finlive_reap_once()',
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/25006/, 'finlive_reap_once refuses on the standby with 25006');
+is( $standby->safe_psql('postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type ILIKE '%finlive%'}),
+	'0', 'neither the launcher nor any reaper runs on the standby');
+
+# finlive_mark on the standby: 25006, and nothing changes.
+my $token_file = $standby->data_dir . '/finlive.token';
+my $token_before = -e $token_file ? slurp_file($token_file) : '(none)';
+($ret, $out, $err) = $standby->psql('postgres', q{SELECT finlive_mark(42, 42, 'build')},
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/ERROR:  25006: .*during recovery/, 'finlive_mark on the standby raises 25006');
+like($err, qr/invisible to the primary/, 'saying why');
+is( $standby->safe_psql('postgres', q{SELECT count(*) FROM finlive_owners}) . ' '
+	  . $standby->safe_psql('postgres', q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'}) . ' '
+	  . $standby->safe_psql('postgres', q{SELECT owners_active FROM finlive_stats}),
+	'0 0 0', 'it leaves no owner, no registry entry and no lock');
+is(-e $token_file ? slurp_file($token_file) : '(none)', $token_before,
+	'and does not write the token file');
+is($standby->safe_psql('postgres', 'SELECT finlive_clear(42)'), 'f', 'finlive_clear there is a no-op');
+is($standby->safe_psql('postgres', 'SELECT finlive_clear_all()'), '0', 'so is finlive_clear_all');
+
+# Every reader works on the standby.
+my %readers = (
+	'finlive_is_active'       => 'SELECT finlive_is_active(1)',
+	'finlive_fence'           => "SELECT finlive_fence(1, $token{1})",
+	'finlive_owners()'        => 'SELECT count(*) FROM finlive_owners()',
+	'finlive_owners view'     => 'SELECT count(*) FROM finlive_owners',
+	'finlive_snapshot'        => q{SELECT finlive_snapshot() ->> 'active'},
+	'finlive_stats view'      => 'SELECT ticks FROM finlive_stats',
+	'finlive_targets view'    => 'SELECT count(*) FROM finlive_targets',
+	'finlive_target_problems' => 'SELECT count(*) FROM finlive_target_problems()',
+	'finlive_running_jobs'    => 'SELECT count(*) FROM finlive_running_jobs',
+	'finlive_audit'           => 'SELECT count(*) FROM finlive_audit()',
+	'finlive_reap_errors'     => 'SELECT count(*) FROM finlive_reap_errors',
+	'finlive_explain'         => q{SELECT finlive_explain('jobs', 3) ->> 'status'},
+	'finlive_reap_log'        => 'SELECT count(*) FROM finlive_reap_log',);
+my %want = (
+	'finlive_is_active' => 'f', 'finlive_fence' => 'f', 'finlive_owners()' => '0',
+	'finlive_owners view' => '0', 'finlive_snapshot' => '0', 'finlive_stats view' => '0',
+	'finlive_targets view' => '1', 'finlive_target_problems' => '0',
+	'finlive_running_jobs' => '4', 'finlive_reap_errors' => '0',
+	'finlive_explain' => 'running', 'finlive_reap_log' => '0');
+for my $name (sort keys %readers)
+{
+	($ret, $out, $err) = $standby->psql('postgres', $readers{$name});
+	is($err, '', "$name works on the standby");
+	is($out, $want{$name}, "$name answers $want{$name} there") if exists $want{$name};
+}
 is($standby->safe_psql('postgres', q{SELECT string_agg(status, ',' ORDER BY id) FROM jobs}),
 	'running,running,running,running', 'the standby has the jobs, all running');
 
