@@ -48,7 +48,7 @@ ok( $node->poll_query_until(
 		'postgres', 'SELECT count(*) = 1 FROM (' . worker_pid_sql('postgres') . ') w'),
 	'the reaper of postgres runs before the crash');
 my $worker_before = $node->safe_psql('postgres', worker_pid_sql('postgres'));
-my $launcher_before = $node->safe_psql('postgres', launcher_pid_sql());
+my $launcher_before = $node->safe_psql('postgres', launcher_pid_sql()) || 0;
 
 # Crash a backend: SIGKILL makes the postmaster reinitialize everything.
 my $victim = $node->background_psql('postgres');

@@ -52,7 +52,7 @@ ok( $node->poll_query_until(
 # bound below leaves slack for a slow machine; the spec's 10 s is what
 # matters.
 my $old_pid = $node->safe_psql('postgres', worker_pid_sql('postgres'));
-my $launcher_pid = $node->safe_psql('postgres', launcher_pid_sql());
+my $launcher_pid = $node->safe_psql('postgres', launcher_pid_sql()) || 0;
 is($node->safe_psql('postgres', "SELECT pg_terminate_backend($old_pid, 60000)"),
 	't', 'the reaper is terminated');
 my $took = poll_within(
@@ -62,8 +62,8 @@ my $took = poll_within(
 ok(defined $took, 'a new reaper is started after pg_terminate_backend');
 ok(defined $took && $took < 12,
 	sprintf('it is back within about 10 s (took %.1f s)', $took // -1));
-is($node->safe_psql('postgres', launcher_pid_sql()),
-	$launcher_pid, 'by the same launcher');
+is($node->safe_psql('postgres', launcher_pid_sql()) || 0,
+	$launcher_pid, 'by the same launcher, which ran all along');
 
 # The new reaper reaps as the old one did.
 $node->safe_psql('postgres',
@@ -75,6 +75,10 @@ ok( $node->poll_query_until(
 # Terminate the launcher: the postmaster starts a new one within 10 s, and
 # the reaper that runs stays the only one.
 my $reaper_pid = $node->safe_psql('postgres', worker_pid_sql('postgres'));
+ok( $node->poll_query_until(
+		'postgres', 'SELECT count(*) = 1 FROM (' . launcher_pid_sql() . ') w'),
+	'the launcher runs');
+$launcher_pid = $node->safe_psql('postgres', launcher_pid_sql());
 is($node->safe_psql('postgres', "SELECT pg_terminate_backend($launcher_pid, 60000)"),
 	't', 'the launcher is terminated');
 $took = poll_within(
