@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The finlive chaos run: a simulated orchestrator (client processes with
-# finalizer threads over real connections) under injected faults, with
-# invariants checked at the end.  Run as root on Debian 12:
+# finalizer threads over real connections) in two databases with different
+# reaper policies, each reaped by its own reaper (finlive.database = '*', the
+# default), under injected faults, with invariants checked at the end.  Run
+# as root on Debian 12:
 #
 #   bash test/chaos/run.sh                  # CHAOS_MODE=short (CI): about 3 min
 #   CHAOS_MODE=long bash test/chaos/run.sh  # >= 10,000 jobs and >= 500 faults
@@ -24,11 +26,16 @@ chaos_deps
 chaos_install_finlive
 
 export PGPORT=${PGPORT:-56431}
+# track_commit_timestamp: the NOTIFY check orders reaps and the listeners'
+# pings by commit time.  Room for the launcher, a reaper per database and
+# parallel query.
 cluster_start \
-	"finlive.database = 'postgres'" \
+	"track_commit_timestamp = on" \
+	"max_worker_processes = 16" \
 	"max_connections = 120" \
 	"tcp_keepalives_idle = 60" \
 	"log_line_prefix = '%m [%p] %q%a '" \
+	"log_timezone = 'UTC'" \
 	"restart_after_crash = on"
 trap 'status=$?; if [ $status -ne 0 ] && [ -n "${CLUSTER_DIR:-}" ]; then
         keep=/tmp/finlive-chaos-$(date +%Y%m%d-%H%M%S).log
