@@ -1,31 +1,51 @@
 #!/usr/bin/env bash
-# finlive benchmarks, side by side with what users would use instead (issue 4).
+# finlive benchmarks, side by side with what users would use instead (issue 14).
 #
-#   bash bench/run.sh          # as root, from a clone; about 5 minutes
+#   bash bench/run.sh          # as root, from a clone; about 10 minutes
+#   bash bench/matrix.sh       # the same on PostgreSQL 15, 17, 18 and 19, in roots
 #
-# Installs what it needs on Debian 12 (test/deps.sh, valgrind), builds finlive
-# as the unprivileged "postgres" user and installs it into a private prefix
-# that only the benchmark's own throwaway cluster loads (extension_destdir +
-# dynamic_library_path), so a concurrent "make install" elsewhere on the
-# machine cannot change the code under test mid-run.  Then it runs every
-# comparison with pgbench, SQL and callgrind, and prints a table of medians
-# and ratios, also written to bench/results.md.
+# Installs what it needs (test/deps.sh: the server, its headers, pgbench,
+# valgrind), builds the current tree as the unprivileged "postgres" user and
+# installs it into a private prefix that only the benchmark's own throwaway
+# cluster loads (extension_destdir + dynamic_library_path), so a concurrent
+# "make install" elsewhere cannot change the code under test mid-run.  Then
+# it measures every row of issue 14 in one run, each against its
+# comparator, writes the figures (figures-<major>.tsv), prints the table and
+# writes bench/results.md (bench/report.sh renders it; matrix.sh merges the
+# figures of several versions).  A goal that is missed is profiled
+# (bench/profile.sh) and the profile goes into the same results.
 #
 # Benchmarks are not tests: a missed goal is printed as MISSED, never fails
 # the run.  The machine may be shared and noisy: every pgbench comparison
-# runs its variants interleaved, round after round, and reports medians.
+# runs its variants interleaved, round after round, and reports medians and
+# the median of the ratios within a round.
 #
-# Knobs (environment): ROUNDS (pgbench rounds, 15), SECS (seconds per pgbench
-# run, 2), TICKS (reaper ticks per variant, 7), TRIALS (detection trials, 25),
-# PGPORT (55741; the cluster listens on a private Unix socket only).
+# Knobs (environment; the defaults keep a run near 10 minutes):
+#   ROUNDS (6) x SECS (2): pgbench rounds and seconds per run, CLIENTS (4)
+#   TICKS (7): ticks per reaper and table; REAPS (5): reaping ticks per reaper
+#   TRIALS (25): detection trials per variant; STREAMS (5): databases the
+#   periodic reaper's trials run in at once; IDLE_SECS (60); BURST (40)
+#   BENCH_PROFILE (auto: profile the missed goals; all; none)
+#   FINLIVE_BENCH_PATCH: a patch for the private copy (harness debugging only)
+#   FINLIVE_BENCH_COMMIT: the commit under test, when the tree has no .git
+#   (matrix.sh passes it into the roots); FINLIVE_BENCH_OUT: where the
+#   figures go (default: a temporary directory); FINLIVE_BENCH_RESULTS: the
+#   results file to write (default bench/results.md; "-" = none)
+#   PGPORT (55741; the cluster listens on a private Unix socket only)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 bench=$here/bench
-ROUNDS=${ROUNDS:-15}
+ROUNDS=${ROUNDS:-6}
 SECS=${SECS:-2}
+CLIENTS=${CLIENTS:-4}
 TICKS=${TICKS:-7}
+REAPS=${REAPS:-5}
 TRIALS=${TRIALS:-25}
+STREAMS=${STREAMS:-5}
+IDLE_SECS=${IDLE_SECS:-60}
+BURST=${BURST:-40}
+BENCH_PROFILE=${BENCH_PROFILE:-auto}
 export PGPORT=${PGPORT:-55741}
 started=$(date +%s)
 
@@ -36,61 +56,80 @@ say() { printf '[bench %4ds] %s\n' $(($(date +%s) - started)) "$*" >&2; }
 . "$here/test/deps.sh"
 finlive_install_deps
 finlive_want_cmd valgrind valgrind
+finlive_want_cmd callgrind_annotate valgrind
+finlive_want_cmd perf linux-perf
 finlive_want_file "$PGBIN/pgbench" "postgresql-client-$PG_MAJOR"
 finlive_want_file "$PGBIN/psql" "postgresql-client-$PG_MAJOR"
+finlive_want_cmd git git
 finlive_install_wanted
+if ! [ -f "/usr/share/postgresql/$PG_MAJOR/extension/pg_walinspect.control" ]; then
+	finlive_apt_install "postgresql-contrib-$PG_MAJOR" 2>/dev/null || true
+fi
 
 work=$(mktemp -d /tmp/finlive-bench.XXXXXX)
 chmod 755 "$work"
+out=${FINLIVE_BENCH_OUT:-$work/out}
+mkdir -p "$out"
+figs=$out/figures-$PG_MAJOR.tsv
+: >"$figs"
 holders=()
 cleanup() {
 	local p
 	for p in "${holders[@]}"; do kill "$p" 2>/dev/null || true; done
+	[ -z "${CLUSTER_DIR:-}" ] || cp "$CLUSTER_DIR/server.log" "$out/server-$PG_MAJOR.log" 2>/dev/null || true
 	cluster_stop
 	rm -rf "$work"
 }
-# End the owner sessions started so far (their backends, by application
-# name), then reap their psql processes; only unreaped children are ever
-# killed, so no pid can have been reused.
-stop_holders() {
-	local p
-	psql -X -q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'finlive_bench_holder%'" >/dev/null
-	for p in "${holders[@]}"; do wait "$p" 2>/dev/null || true; done
-	holders=()
-}
+
+# fig KEY VALUE: one figure of this run (report.sh renders them)
+fig() { printf '%s\t%s\n' "$1" "$2" >>"$figs"; }
 
 say "building finlive"
-# the revision under test, taken when the tree is copied
-rev=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$here" status --porcelain -- src Makefile finlive.control 'finlive--*.sql' 2>/dev/null | grep -q . && echo " + uncommitted changes" || true)
+# the revision under test: the host's, passed in, or this clone's
+rev=${FINLIVE_BENCH_COMMIT:-$(git -C "$here" rev-parse HEAD 2>/dev/null || echo unknown)}
+dirty=${FINLIVE_BENCH_DIRTY:-$(git -C "$here" status --porcelain -- src Makefile finlive.control 'finlive--*.sql' 2>/dev/null | grep -q . && echo "uncommitted changes in src" || true)}
 mkdir "$work/src"
-cp -a "$here/." "$work/src/"
-rm -rf "$work/src/.git"
+(cd "$here" && tar --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+	--exclude=tmp_check --exclude=results -cf - .) | tar -C "$work/src" -xf -
+# FINLIVE_BENCH_PATCH=file: for debugging the harness only, a patch applied
+# to the private copy (results.md then says so in its header)
+if [ -n "${FINLIVE_BENCH_PATCH:-}" ]; then
+	patch -s -d "$work/src" -p1 <"$FINLIVE_BENCH_PATCH"
+	dirty="${dirty:+$dirty, }patched with $(basename "$FINLIVE_BENCH_PATCH")"
+fi
 chown -R postgres: "$work/src"
 runuser -u postgres -- make -C "$work/src" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
-runuser -u postgres -- make -C "$work/src" -s PG_CONFIG="$PG_CONFIG" >/dev/null
+runuser -u postgres -- make -C "$work/src" -s PG_CONFIG="$PG_CONFIG" >/dev/null 2>"$work/build.log" ||
+	{ cat "$work/build.log" >&2; exit 1; }
 make -C "$work/src" -s PG_CONFIG="$PG_CONFIG" install DESTDIR="$work/stage" >/dev/null
 chmod -R a+rX "$work/stage"
 libdir=$("$PG_CONFIG" --pkglibdir)
 
 # shellcheck source=test/cluster.sh
 . "$here/test/cluster.sh"
-# Each owned job holds one lock-table slot: room for the 10,000 of row 2.
+# A reaper per database: 20 idle databases, STREAMS copies and the rest
+# need more background worker slots than the default 8.
 cluster_start \
 	"dynamic_library_path = '$work/stage$libdir:\$libdir'" \
 	"extension_destdir = '$work/stage'" \
-	"max_locks_per_transaction = 1024"
+	"max_worker_processes = 48"
 trap cleanup EXIT
 pg_bin=$PGBIN
 
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 psql_v() { psql -X -At -v ON_ERROR_STOP=1 "$@"; }
-
-psql_q -c "CREATE EXTENSION finlive"
-psql_q -f "$bench/sql/owner_tables.sql"
+restart() { runuser -u postgres -- "$pg_bin/pg_ctl" -D "$PGDATA" -l "$CLUSTER_DIR/server.log" -m fast -w restart >/dev/null; }
+reload() { psql_q -c "SELECT pg_reload_conf()" >/dev/null; sleep 0.3; }
+# The workers stay paused (finlive.reaper = off) except in the rows that
+# time them: no periodic tick may reap a benchmark's jobs, or run beside a
+# timed tick.
+set_conf() { psql_q -c "ALTER SYSTEM SET $1 = '$2'"; reload; }
+set_conf finlive.reaper off
 
 # A backend must run the private build only, never a finlive.so from $libdir.
-loaded=$(psql_v <<'EOF'
+psql_q -c "CREATE DATABASE bench_own"
+psql_q -d bench_own -c "CREATE EXTENSION finlive"
+loaded=$(psql_v -d bench_own <<'EOF'
 SELECT finlive_is_active(1) IS NOT NULL AS called \gset
 SELECT pg_backend_pid() AS pid \gset
 \setenv FINLIVE_BENCH_PID :pid
@@ -116,31 +155,34 @@ median() { pct 0.5; }
 # print a number with n decimals ("nan" stays)
 fmt() { awk -v a="$1" -v n="$2" 'BEGIN { if (a == "nan" || a == "") print "nan"; else printf "%.*f\n", n, a }'; }
 # a / b with n decimals
-div() { awk -v a="$1" -v b="$2" -v n="${3:-2}" 'BEGIN { if (b == 0 || a == "nan" || b == "nan") print "nan"; else printf "%.*f\n", n, a / b }'; }
+div() { awk -v a="$1" -v b="$2" -v n="${3:-2}" 'BEGIN { if (b == 0 || a == "nan" || b == "nan" || a == "" || b == "") print "nan"; else printf "%.*f\n", n, a / b }'; }
 # met when a OP b
 verdict() { awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN {
-	if (a == "nan") { print "MISSED"; exit }
-	ok = (op == ">=") ? (a + 0 >= b + 0) : (a + 0 <= b + 0);
+	if (a == "nan" || a == "") { print "MISSED"; exit }
+	ok = (op == ">=") ? (a + 0 >= b + 0) : (op == "==") ? (a + 0 == b + 0) : (a + 0 <= b + 0);
 	print ok ? "met" : "MISSED" }'; }
+# goal KEY VALUE OP BOUND: record the verdict of a goal
+goal() { local v; v=$(verdict "$2" "$3" "$4"); fig "verdict.$1" "$v"; [ "$v" = met ] || missed+=("$1"); }
+missed=()
 
 # One pgbench run: prints its TPS (nan when it failed).
 pgb() {
 	local script=$1; shift
-	local out
-	out=$(pgbench -n -M prepared -c 2 -j 2 -T "$SECS" "$@" -f "$bench/pgbench/$script" 2>&1) || true
-	sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out" | grep . \
-		|| { echo "pgbench $script failed: $(tail -2 <<<"$out")" >&2; echo nan; }
+	local o
+	o=$(pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$SECS" "$@" -f "$bench/pgbench/$script" 2>&1) || true
+	sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$o" | grep . \
+		|| { echo "pgbench $script failed: $(tail -2 <<<"$o")" >&2; echo nan; }
 }
-
 # Interleaved rounds of several pgbench scripts, the order reversed every
 # other round so slow drift hits every variant alike; one TPS per round and
 # line in $work/tps.<script>.
 pgb_rounds() {
-	local r s order
+	local db=$1 r s order
+	shift
 	for s in "$@"; do : >"$work/tps.$s"; done
 	for ((r = 1; r <= ROUNDS; r++)); do
 		if ((r % 2)); then order=("$@"); else order=(); for s in "$@"; do order=("$s" "${order[@]}"); done; fi
-		for s in "${order[@]}"; do pgb "$s" >>"$work/tps.$s"; done
+		for s in "${order[@]}"; do pgb "$s" -d "$db" >>"$work/tps.$s"; done
 	done
 }
 tps() { fmt "$(grep -v nan "$work/tps.$1" | median)" 0; }
@@ -150,95 +192,119 @@ ratio() { # script-a script-b decimals -> "median min max"
 	paste "$work/tps.$1" "$work/tps.$2" | awk '$1 != "nan" && $2 != "nan" && $2 > 0 { print $1 / $2 }' >"$work/ratio"
 	echo "$(fmt "$(median <"$work/ratio")" "$3") $(fmt "$(pct 0 <"$work/ratio")" "$3") $(fmt "$(pct 1 <"$work/ratio")" "$3")"
 }
-# the better of the two tables, round by round
-best_of() { paste "$work/tps.$1" "$work/tps.$2" | awk '{ print ($1 == "nan") ? $2 : ($2 == "nan") ? $1 : ($1 > $2) ? $1 : $2 }' >"$work/tps.$3"; }
+raw_tps() { awk '{ printf "%s%s", (NR > 1 ? " " : ""), ($1 == "nan") ? "-" : sprintf("%.0f", $1) }' "$work/tps.$1"; }
 
-# ------------------------------------------------ row 1: take + release ---
-say "row 1: take + release ownership, pgbench ${ROUNDS}x${SECS}s per variant, 2 clients"
-pgb_rounds floor_2stmt.sql mark_clear.sql advisory_pair.sql table_row.sql table_row_unlogged.sql
-r1_floor=$(tps floor_2stmt.sql)
-r1_fin=$(tps mark_clear.sql)
-r1_adv=$(tps advisory_pair.sql)
-r1_tbl=$(tps table_row.sql)
-r1_tblu=$(tps table_row_unlogged.sql)
-read -r r1_vs_adv r1_vs_adv_lo r1_vs_adv_hi <<<"$(ratio mark_clear.sql advisory_pair.sql 2)"
-best_of table_row.sql table_row_unlogged.sql best_table
-read -r r1_vs_tbl r1_vs_tbl_lo r1_vs_tbl_hi <<<"$(ratio mark_clear.sql best_table 1)"
-read -r r1_vs_tbl_logged _ _ <<<"$(ratio mark_clear.sql table_row.sql 1)"
-read -r r1_of_floor _ _ <<<"$(ratio mark_clear.sql floor_2stmt.sql 2)"
-read -r r1_adv_of_floor _ _ <<<"$(ratio advisory_pair.sql floor_2stmt.sql 2)"
+# A background session that marks jobs and stays connected: holder NAME DB SQL
+holder() {
+	psql -X -q -d "$2" -c "SET application_name = 'finlive_bench_$1'" -c "$3" \
+		-c "SELECT pg_sleep(3600)" >"$work/holder_$1.log" 2>&1 &
+	holders+=($!)
+}
+# wait until DB has N owners
+wait_owners() {
+	local i
+	for i in $(seq 1 600); do
+		[ "$(psql_v -d "$1" -c "SELECT (finlive_snapshot()->>'active')::int")" = "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "bench: $1 never had $2 owners" >&2
+	return 1
+}
+# End the holder sessions started so far (their backends, by application
+# name), then reap their psql processes; only unreaped children are ever
+# killed, so no pid can have been reused.
+stop_holders() {
+	local p
+	psql -X -q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'finlive_bench_%'" >/dev/null
+	for p in "${holders[@]}"; do wait "$p" 2>/dev/null || true; done
+	holders=()
+}
 
-# --------------------------------------------------- row 2: is_active ---
-say "row 2: is a job owned?  holder session marks 10,000 jobs"
-psql -X -q -c "SET application_name = 'finlive_bench_holder'" \
-	-c "SELECT count(finlive_mark(g)) FROM generate_series(1, 10000) g" \
-	-c "SELECT pg_sleep(3600)" >"$work/holder_row2.log" 2>&1 &
-holders+=($!)
-for _ in $(seq 1 300); do
-	[ "$(psql_v -c "SELECT (finlive_snapshot()->>'active')::int")" = 10000 ] && break
-	sleep 0.1
-done
-r2_owned=$(psql_v -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 7966")
-pgb_rounds floor_1stmt.sql is_active.sql is_active_pg_locks.sql
-r2_floor=$(tps floor_1stmt.sql)
-r2_fin=$(tps is_active.sql)
-r2_locks=$(tps is_active_pg_locks.sql)
-read -r r2_ratio r2_ratio_lo r2_ratio_hi <<<"$(ratio is_active.sql is_active_pg_locks.sql 0)"
-read -r r2_of_floor _ _ <<<"$(ratio is_active.sql floor_1stmt.sql 2)"
+fig meta.pg "$pgver"
+fig meta.major "$PG_MAJOR"
+fig meta.commit "$rev"
+fig meta.dirty "$dirty"
+fig meta.date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+fig meta.cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+fig meta.cores "$(nproc)"
+fig meta.mem "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+fig meta.os "$(. /etc/os-release; echo "$PRETTY_NAME")"
+fig meta.knobs "ROUNDS=$ROUNDS SECS=$SECS CLIENTS=$CLIENTS TICKS=$TICKS REAPS=$REAPS TRIALS=$TRIALS STREAMS=$STREAMS IDLE_SECS=$IDLE_SECS BURST=$BURST"
+fig meta.loadavg "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ========================================================== 1. ownership ===
+say "ownership: pgbench ${ROUNDS}x${SECS}s per variant, $CLIENTS clients"
+psql_q -d bench_own -f "$bench/sql/owner_tables.sql"
+t_own=$(date +%s)
+pgb_rounds bench_own floor_1stmt.sql floor_2stmt.sql mark_clear.sql mark_clear_stage.sql \
+	advisory_pair.sql table_row.sql table_row_unlogged.sql
+read -r a lo hi <<<"$(ratio mark_clear.sql advisory_pair.sql 2)"
+fig own.mark_adv "$a|$lo|$hi|$(tps mark_clear.sql)|$(tps advisory_pair.sql)"
+goal own.mark_adv "$a" '>=' 0.9
+read -r a lo hi <<<"$(ratio mark_clear_stage.sql advisory_pair.sql 2)"
+fig own.stage_adv "$a|$lo|$hi|$(tps mark_clear_stage.sql)|$(tps advisory_pair.sql)"
+goal own.stage_adv "$a" '>=' 0.9
+read -r a lo hi <<<"$(ratio mark_clear.sql table_row.sql 1)"
+fig own.mark_tbl "$a|$lo|$hi|$(tps mark_clear.sql)|$(tps table_row.sql)"
+read -r a lo hi <<<"$(ratio mark_clear.sql table_row_unlogged.sql 1)"
+fig own.mark_tblu "$a|$lo|$hi|$(tps mark_clear.sql)|$(tps table_row_unlogged.sql)"
+read -r a _ _ <<<"$(ratio mark_clear.sql floor_2stmt.sql 2)"
+read -r b _ _ <<<"$(ratio advisory_pair.sql floor_2stmt.sql 2)"
+fig own.floor2 "$(tps floor_2stmt.sql)|$a|$b"
+
+say "ownership: is a job owned?  a holder session marks 10,000 jobs"
+holder isactive bench_own "SELECT count(finlive_mark(g)) FROM generate_series(1, 10000) g"
+wait_owners bench_own 10000
+owned=$(psql_v -d bench_own -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 7966")
+pgb_rounds bench_own floor_1stmt.sql is_active.sql is_active_pg_locks.sql
+read -r a lo hi <<<"$(ratio is_active.sql is_active_pg_locks.sql 0)"
+fig own.isact "$a|$lo|$hi|$(tps is_active.sql)|$(tps is_active_pg_locks.sql)|$owned"
+goal own.isact "$a" '>=' 100
+read -r a _ _ <<<"$(ratio is_active.sql floor_1stmt.sql 2)"
+fig own.floor1 "$(tps floor_1stmt.sql)|$a"
 stop_holders
+for s in floor_1stmt floor_2stmt mark_clear mark_clear_stage advisory_pair table_row table_row_unlogged is_active is_active_pg_locks; do
+	fig "raw.tps.$s" "$(raw_tps $s.sql)"
+done
+fig time.own $(($(date +%s) - t_own))
 
-# ------------------------------------------------- rows 3, 4: the tick ---
-# Two databases with the same 10,000 running jobs: 100,000 and 1,000,000
-# jobs in all.  claim_grace = 1 h keeps the 9,000 unowned running jobs
-# "within grace" however long the run takes; restart_grace = 0 lets a
-# freshly started server defer.
-# First, that the comparators decide exactly as finlive does.
-say "rows 3, 4: checking the PL/pgSQL comparators against finlive on 10 scenario jobs"
+# ============================================================== 2. ticks ===
+t_ticks=$(date +%s)
+say "ticks: the comparators decide as finlive does (10 scenario jobs, every tier and outcome)"
 psql_q -c "CREATE DATABASE bench_check"
 psql_q -c "ALTER DATABASE bench_check SET finlive.restart_grace = 0" \
 	-c "ALTER DATABASE bench_check SET finlive.claim_grace = '1h'"
 psql_q -d bench_check -c "CREATE EXTENSION finlive"
-psql_q -d bench_check -v rows=0 -f "$bench/sql/jobs_setup.sql" >/dev/null
-psql_q -d bench_check -f "$bench/sql/reaper_plpgsql.sql" -f "$bench/sql/scenario.sql"
-psql -X -q -d bench_check -c "SET application_name = 'finlive_bench_holder_check'" \
-	-c "SELECT finlive_mark(g) FROM unnest(ARRAY[1, 4, 7, 8]) g" \
-	-c "SELECT pg_sleep(3600)" >"$work/holder_check.log" 2>&1 &
-holders+=($!)
-for _ in $(seq 1 300); do
-	[ "$(psql_v -d bench_check -c "SELECT (finlive_snapshot()->>'active')::int")" = 4 ] && break
-	sleep 0.1
-done
+psql_q -d bench_check -v rows=10 -f "$bench/sql/jobs_setup.sql" >/dev/null
+psql_q -d bench_check -f "$bench/sql/reaper_plpgsql.sql" -f "$bench/sql/scenario.sql" \
+	-c "INSERT INTO bench_target VALUES (true, false)"
+holder check bench_check "SELECT finlive_mark(1), finlive_mark(4), finlive_mark(7), finlive_mark(8)"
+wait_owners bench_check 4
 check_fin=$(psql_v -d bench_check -c "SELECT bench_scenario('finlive')")
 check_agree=yes
-for reaper in plpgsql plpgsql_plain; do
+for reaper in plpgsql plpgsql_noiso plpgsql_plain; do
 	[ "$(psql_v -d bench_check -c "SELECT bench_scenario('$reaper')")" = "$check_fin" ] || check_agree=no
 done
+fig tick.check "$check_agree|$check_fin"
 stop_holders
 psql_q -c "DROP DATABASE bench_check WITH (FORCE)"
 
 for size in 100000 1000000; do
 	db=bench_$size
-	say "rows 3, 4: building $db ($size jobs, 10,000 running, 1,000 owned)"
+	say "ticks: building $db ($size jobs, 10,000 running, 1,000 owned by another session)"
 	psql_q -c "CREATE DATABASE $db"
 	psql_q -c "ALTER DATABASE $db SET finlive.restart_grace = 0" \
 		-c "ALTER DATABASE $db SET finlive.claim_grace = '1h'"
 	psql_q -d "$db" -c "CREATE EXTENSION finlive"
+	psql_q -d "$db" -c "CREATE EXTENSION pg_walinspect" 2>/dev/null || true
 	psql_q -d "$db" -v rows=$size -f "$bench/sql/jobs_setup.sql" >/dev/null
-	psql_q -d "$db" -f "$bench/sql/reaper_plpgsql.sql" -f "$bench/sql/ticks.sql"
-	psql -X -q -d "$db" -c "SET application_name = 'finlive_bench_holder_$db'" \
-		-c "SELECT count(finlive_mark(g)) FROM generate_series($size - 100000 + 100, $size, 100) g" \
-		-c "SELECT pg_sleep(3600)" >"$work/holder_$db.log" 2>&1 &
-	holders+=($!)
-	for _ in $(seq 1 300); do
-		[ "$(psql_v -d "$db" -c "SELECT (finlive_snapshot()->>'active')::int")" = 1000 ] && break
-		sleep 0.1
-	done
+	psql_q -d "$db" -f "$bench/sql/reaper_plpgsql.sql" -f "$bench/sql/ticks.sql" \
+		-c "INSERT INTO bench_target VALUES (true, false)"
+	holder "ticks_$size" "$db" "SELECT count(finlive_mark(g, g, 'deploy-staging')) FROM generate_series($size - 100000 + 100, $size, 100) g"
+	wait_owners "$db" 1000
 done
 
-say "rows 3, 4: $TICKS ticks per reaper and table, interleaved"
-# One warm-up round, not counted, then interleaved rounds: finlive, the
-# tuned PL/pgSQL comparator (the goal is judged on it) and, for
-# information, the same PL/pgSQL as first written.
+say "ticks: $TICKS ticks per reaper and table, interleaved (one warm-up round first)"
 reapers="finlive plpgsql plpgsql_plain"
 for ((i = 0; i <= TICKS; i++)); do
 	label=default; ((i == 0)) && label=warm
@@ -255,235 +321,379 @@ work_of() { # db reaper [label] -> the distinct "actions, defers" of its ticks
 	psql_v -d "$1" -c "SELECT string_agg(DISTINCT actions || ' actions, ' || defers || ' defers', ' | ')
 		FROM bench_tick WHERE reaper = '$2' AND label = '${3:-default}'"
 }
-# Where a finlive tick spends its time: one more tick under auto_explain
-# (with ANALYZE, for the JIT timing), reporting the candidate query's share
-# of the tick, its joins and scans, and what JIT compilation cost.
-explain_tick() { # db -> "candidate-ms tick-ms jit-ms plan..."
-	psql -X -q -d "$1" -c "LOAD 'auto_explain'" \
-		-c "SET auto_explain.log_min_duration = 0" \
-		-c "SET auto_explain.log_nested_statements = on" \
-		-c "SET auto_explain.log_analyze = on" \
-		-c "SET auto_explain.log_level = notice" \
-		-c "CALL bench_ticks('finlive', 'explain', 1)" 2>&1 |
-	awk '
-		function flush() {
-			if (blk ~ /SKIP LOCKED/ && blk ~ /finlive_is_active/) { cand = dur; plan = nodes; jit = jitms }
-			else if (blk ~ /FROM finlive_reap_once\(\)/) tick = dur
-		}
-		/^NOTICE:  duration: / { flush(); dur = $3; blk = ""; nodes = ""; jitms = 0; next }
-		{ blk = blk " " $0 }
-		/Timing: Generation/ { if (match($0, /Total [0-9.]+ ms/)) jitms = substr($0, RSTART + 6, RLENGTH - 9) }
-		/(Join|Nested Loop|Scan)/ && !/^Query Text/ {
-			n = $0; sub(/^[ ->]*/, "", n); sub(/  \(.*/, "", n)
-			nodes = nodes (nodes == "" ? "" : ", ") n
-		}
-		END { flush(); printf "%s %s %s %s\n", cand, tick, jit, plan }'
-}
-share() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%\n", 100 * a / b; else print "nan" }'; }
-read -r r3_cand_ms r3_tick_ms r3_jit_ms r3_plan <<<"$(explain_tick bench_1000000)"
-read -r r4_cand_ms r4_tick_ms r4_jit_ms r4_plan <<<"$(explain_tick bench_100000)"
-r3_share=$(share "$r3_cand_ms" "$r3_tick_ms")
-r3_jit_share=$(share "$r3_jit_ms" "$r3_tick_ms")
-r4_share=$(share "$r4_cand_ms" "$r4_tick_ms")
-
-r3_fin=$(tick bench_1000000 finlive)
-r3_pl=$(tick bench_1000000 plpgsql)
-r3_plain=$(tick bench_1000000 plpgsql_plain)
-r3_speedup=$(div "$r3_pl" "$r3_fin")
-r3_speedup_plain=$(div "$r3_plain" "$r3_fin")
-r4_small=$(tick bench_100000 finlive)
-r4_ratio=$(div "$r3_fin" "$r4_small")
-r4_pl_small=$(tick bench_100000 plpgsql)
-r4_pl_ratio=$(div "$r3_pl" "$r4_pl_small")
-r4_plain_small=$(tick bench_100000 plpgsql_plain)
-r4_plain_ratio=$(div "$r3_plain" "$r4_plain_small")
-declare -A tick_raw
-for db in bench_1000000 bench_100000; do
-	for reaper in $reapers; do
-		tick_raw[$reaper.${db#bench_}]=$(psql_v -d "$db" -c "SELECT string_agg(round(ms::numeric, 1)::text, ' ') FROM bench_tick WHERE reaper = '$reaper' AND label = 'default'")
-	done
-done
+t1m=$(tick bench_1000000 finlive); p1m=$(tick bench_1000000 plpgsql); q1m=$(tick bench_1000000 plpgsql_plain)
+t100=$(tick bench_100000 finlive); p100=$(tick bench_100000 plpgsql); q100=$(tick bench_100000 plpgsql_plain)
+fig tick.1m "$(div "$p1m" "$t1m")|$t1m|$p1m|$(div "$q1m" "$t1m")|$q1m"
+fig tick.100k "$(div "$p100" "$t100")|$t100|$p100|$(div "$q100" "$t100")|$q100"
+scale=$(div "$t1m" "$t100")
+fig tick.scale "$scale|$(div "$p1m" "$p100")|$(div "$q1m" "$q100")"
+goal tick.scale "$scale" '<=' 1.1
 same_work=yes
 ref=$(work_of bench_1000000 finlive)
 for db in bench_1000000 bench_100000; do
 	for reaper in $reapers; do
 		[ "$(work_of "$db" "$reaper")" = "$ref" ] || same_work=no
+		fig "raw.tick.$reaper.${db#bench_}" "$(psql_v -d "$db" -c "SELECT string_agg(round(ms::numeric, 1)::text, ' ') FROM bench_tick WHERE reaper = '$reaper' AND label = 'default'")"
 	done
 done
+fig tick.work "$same_work|$ref"
+
+# ---------------------------------------------- 4a. WAL of a deferring tick
+# In the 100,000-row database: the 1,000 owned jobs are deferred, the 9,000
+# others left alone.  The WAL position around each tick (EXPLAIN ANALYZE
+# BUFFERS of the tick also counts the pages it dirtied); the first tick
+# right after a CHECKPOINT, then 5 more.
+say "limits: WAL written by a tick that only defers 1,000 owned jobs"
+wal_tick() { # -> "bytes|dirtied|defers|lsn0|lsn1"
+	psql_v -d bench_100000 <<'EOF'
+SELECT pg_current_wal_lsn() AS l0 \gset
+SELECT bench_explain_tick() AS ex \gset
+SELECT pg_current_wal_lsn() AS l1 \gset
+SELECT pg_wal_lsn_diff(:'l1', :'l0') || '|' ||
+       ((:'ex'::jsonb)->0->'Plan'->>'Shared Dirtied Blocks') || '|' ||
+       ((:'ex'::jsonb)->0->'Plan'->>'Actual Rows') || '|' || :'l0' || '|' || :'l1';
+EOF
+}
+wal_records() { # lsn0 lsn1 -> record types between them
+	sleep 0.5
+	psql_v -d bench_100000 -c "SELECT string_agg(resource_manager || '/' || record_type || ' x' || n || ' ' || b || ' B', ', ')
+		FROM (SELECT resource_manager, record_type, count(*) n, sum(record_length) b
+		        FROM pg_get_wal_records_info('$1', '$2') GROUP BY 1, 2) s" 2>/dev/null || echo "(pg_walinspect unavailable)"
+}
+psql_q -d bench_100000 <<'EOF'
+CREATE FUNCTION bench_explain_tick() RETURNS text
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    plan text;
+BEGIN
+    EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM finlive_reap_once()' INTO plan;
+    RETURN plan;
+END;
+$fn$;
+EOF
+psql_q -d bench_100000 -c "CHECKPOINT"
+IFS='|' read -r w_first d_first n_first l0 l1 <<<"$(wal_tick)"
+rec_first=
+[ "$w_first" != 0 ] && rec_first=$(wal_records "$l0" "$l1")
+w_later=0; d_later=0; rec_later=; w_later_all=
+for i in 1 2 3 4 5; do
+	IFS='|' read -r w d n l0 l1 <<<"$(wal_tick)"
+	w_later_all="$w_later_all $w"
+	((w > w_later)) && w_later=$w
+	((d > d_later)) && d_later=$d
+	[ "$w" != 0 ] && [ -z "$rec_later" ] && rec_later=$(wal_records "$l0" "$l1")
+done
+fig lim.wal "$w_first|$w_later|$d_first|$d_later|$n_first|$rec_first|$rec_later|${w_later_all# }"
+goal lim.wal_first "$w_first" '<=' 0
+goal lim.wal_later "$w_later" '<=' 0
+goal lim.dirtied "$((d_first > d_later ? d_first : d_later))" '<=' 0
 
 stop_holders
 for db in bench_1000000 bench_100000; do psql_q -c "DROP DATABASE $db WITH (FORCE)"; done
 
-# ------------------------------------------- row 5: dead-owner detection ---
-say "row 5: dead-owner detection, $TRIALS trials, worker at the default naptime"
-psql_q -f "$bench/sql/detect_setup.sql" >/dev/null
-psql_q -c "ALTER SYSTEM SET finlive.restart_grace = 0" -c "SELECT pg_reload_conf()" >/dev/null
-r5_naptime=$(psql_v -c "SHOW finlive.naptime")
-r5_grace=$(psql_v -c "SHOW finlive.finalize_grace")
-sleep 0.5
-: >"$work/detect"
-r5_not_deferred=0
-for ((k = 1; k <= TRIALS; k++)); do
-	# the owner marks first: an unowned job past the grace would be reaped
-	# by the next periodic tick before the trial starts
-	psql -X -q -c "SET application_name = 'finlive_bench_owner'" \
-		-c "SELECT finlive_mark($k, $k, 'deploy-staging')" \
-		-c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
-	owner_shell=$!
-	owner=
-	for _ in $(seq 1 500); do
-		owner=$(psql_v -c "SELECT pid FROM finlive_owners WHERE job_id = $k")
-		[ -n "$owner" ] && break
-		sleep 0.01
+# ---------------------------------------------------- 2b. reaping 1,000 jobs
+say "ticks: a tick that reaps 1,000 jobs (update, on_reap row, NOTIFY, log row each), $REAPS per reaper"
+psql_q -c "CREATE DATABASE bench_reap"
+psql_q -c "ALTER DATABASE bench_reap SET finlive.restart_grace = 0"
+psql_q -d bench_reap -c "CREATE EXTENSION finlive"
+psql_q -d bench_reap -v rows=100000 -v reap=1000 -f "$bench/sql/reap_setup.sql" >/dev/null
+psql_q -d bench_reap -f "$bench/sql/reaper_plpgsql.sql" -f "$bench/sql/ticks.sql" \
+	-c "INSERT INTO bench_target VALUES (false, true)"
+reap_reapers="finlive plpgsql plpgsql_noiso"
+for ((i = 0; i <= REAPS; i++)); do
+	label=reap; ((i == 0)) && label=warm
+	order=$reap_reapers
+	((i % 2)) && order=$(echo "$reap_reapers" | tr ' ' '\n' | tac | tr '\n' ' ')
+	for reaper in $order; do
+		psql_q -d bench_reap -c "CALL bench_reap_reset()"
+		psql_q -d bench_reap -c "VACUUM jobs, bench_hook_log, bench_reap_log, finlive_reap_log"
+		psql_q -d bench_reap -c "CALL bench_ticks('$reaper', '$label', 1)"
+		# each reap's writes really happened
+		psql_v -d bench_reap -c "SELECT '$reaper', (SELECT count(*) FROM bench_hook_log),
+			(SELECT count(*) FROM finlive_reap_log) + (SELECT count(*) FROM bench_reap_log),
+			(SELECT count(*) FROM jobs j JOIN bench_reap_set s USING (id) WHERE j.status = 'done')" >>"$work/reap_writes"
 	done
-	if [ -z "$owner" ]; then
-		echo "|||no-owner" >>"$work/detect"
-		kill "$owner_shell" 2>/dev/null || true
-		wait "$owner_shell" 2>/dev/null || true
-		continue
-	fi
-	psql_q -c "INSERT INTO det_tasks VALUES ($k, 'deploy-staging')" \
-		-c "INSERT INTO det_runs VALUES ($k, now() - interval '400 s', 0)" \
-		-c "INSERT INTO det_jobs (id, status, run_id, task_id, started_at) VALUES ($k, 'running', $k, $k, now() - interval '1000 s')"
-	# it is deferred now (a periodic tick holding the row may make us retry)
-	deferred=
-	for _ in 1 2 3 4 5; do
-		deferred=$(psql_v -c "SELECT action FROM finlive_reap_once() WHERE job_id = $k")
-		[ "$deferred" = deferred ] && break
-		sleep 0.01
-	done
-	[ "$deferred" = deferred ] || r5_not_deferred=$((r5_not_deferred + 1))
-	psql_v -c "SELECT seen_ms, log_ms, tick_ms, new_status FROM bench_detect($owner, $k)" >>"$work/detect"
-	wait "$owner_shell" 2>/dev/null || true
 done
-r5_missed=$(awk -F'|' '$1 == "" { n++ } END { print n + 0 }' "$work/detect")
-r5_p50=$(fmt "$(awk -F'|' '$1 != "" { print $1 / 1000 }' "$work/detect" | pct 0.5)" 3)
-r5_p95=$(fmt "$(awk -F'|' '$1 != "" { print $1 / 1000 }' "$work/detect" | pct 0.95)" 3)
-r5_max=$(fmt "$(awk -F'|' '$1 != "" { print $1 / 1000 }' "$work/detect" | pct 1)" 3)
-r5_log_p50=$(fmt "$(awk -F'|' '$2 != "" { print $2 / 1000 }' "$work/detect" | pct 0.5)" 3)
-r5_tick_p50=$(fmt "$(awk -F'|' '$3 != "" { print $3 }' "$work/detect" | pct 0.5)" 1)
-r5_statuses=$(awk -F'|' '{ print ($4 == "" ? "none" : $4) }' "$work/detect" | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep = ", " }')
-r5_vs_grace=$(div 300 "$r5_p95" 0)
-r5_vs_nap=$(div 10 "$r5_p95" 0)
-psql_q -c "ALTER SYSTEM RESET finlive.restart_grace" -c "SELECT pg_reload_conf()" >/dev/null
+rf=$(tick bench_reap finlive reap); rp=$(tick bench_reap plpgsql reap); rn=$(tick bench_reap plpgsql_noiso reap)
+reap_work=yes
+for reaper in $reap_reapers; do
+	[ "$(work_of bench_reap "$reaper" reap)" = "1000 actions, 0 defers" ] || reap_work=no
+	fig "raw.reap.$reaper" "$(psql_v -d bench_reap -c "SELECT string_agg(round(ms::numeric, 1)::text, ' ') FROM bench_tick WHERE reaper = '$reaper' AND label = 'reap'")"
+done
+awk -F'|' '$2 != 1000 || $3 != 1000 || $4 != 1000 { bad = 1 } END { exit bad }' "$work/reap_writes" || reap_work=no
+fig reap.work "$reap_work|$(sort -u "$work/reap_writes" | tr '|\n' '/ ')"
+r_noiso=$(div "$rf" "$rn")
+fig reap.noiso "$r_noiso|$rf|$rn"
+fig reap.iso "$(div "$rf" "$rp")|$rf|$rp"
+fig reap.isocost "$(div "$rp" "$rn")|$rp|$rn|$(awk -v a="$rp" -v b="$rn" 'BEGIN { printf "%.1f", (a - b) }')"
+goal reap.noiso "$r_noiso" '<=' 1.5
+psql_q -c "DROP DATABASE bench_reap WITH (FORCE)"
+fig time.ticks $(($(date +%s) - t_ticks))
 
-# ------------------------------------------------- row 6: shared memory ---
-say "row 6: shared memory per finlive.max_owners entry"
+# ========================================================== 3. detection ===
+t_det=$(date +%s)
+set_conf finlive.restart_grace 0
+set_conf finlive.reaper on
+naptime=$(psql_v -c "SHOW finlive.naptime")
+nap_ms=$(psql_v -c "SELECT setting FROM pg_settings WHERE name = 'finlive.naptime'")
+fig meta.naptime "$naptime"
+
+# new_db NAME [FILL]: a database with the extension and the detection target
+new_db() {
+	psql_q -c "CREATE DATABASE $1"
+	psql_q -d "$1" -c "CREATE EXTENSION finlive"
+	psql_q -d "$1" -f "$bench/sql/detect_setup.sql" >/dev/null
+	[ -z "${2:-}" ] || psql_q -d "$1" -v n="$2" -f "$bench/sql/detect_fill.sql" >/dev/null
+}
+# wait until database DB has a reaper (pid printed)
+reaper_of() {
+	local i p
+	for i in $(seq 1 600); do
+		p=$(psql_v -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'finlive reaper' AND datname = '$1'")
+		[ -n "$p" ] && { echo "$p"; return 0; }
+		sleep 0.05
+	done
+	echo "bench: no reaper in $1 after 30 s" >&2
+	return 1
+}
+# trials DB MODE N FIRST-JOB OUT: N detection trials, one after another.
+# MODE wake: poll continuously; periodic: poll every 1 ms, and terminate
+# the owner at a random moment of the naptime (a periodic reaper's delay
+# depends on where in its period the owner dies; right after a tick would
+# measure the worst case).  Each line of OUT: seen_ms|log_ms|polls|status|deferred
+trials() {
+	local db=$1 mode=$2 n=$3 job=$4 o=$5 k owner sh def poll=0
+	[ "$mode" = periodic ] && poll=1
+	for ((k = 0; k < n; k++, job++)); do
+		# the owner marks first: an unowned job past the grace would be
+		# reaped by the next periodic tick before the trial starts
+		psql -X -q -d "$db" -c "SET application_name = 'finlive_bench_owner'" \
+			-c "SELECT finlive_mark($job, $job, 'deploy-staging')" \
+			-c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+		sh=$!
+		owner=
+		for _ in $(seq 1 500); do
+			owner=$(psql_v -d "$db" -c "SELECT pid FROM finlive_owners WHERE job_id = $job")
+			[ -n "$owner" ] && break
+			sleep 0.01
+		done
+		if [ -z "$owner" ]; then
+			echo "||||no-owner" >>"$o"
+			kill "$sh" 2>/dev/null || true
+			wait "$sh" 2>/dev/null || true
+			continue
+		fi
+		psql_q -d "$db" -c "CALL bench_detect_job($job)"
+		# the job is deferred now, as the reaper sees it (nothing taken, no tick)
+		def=$(psql_v -d "$db" -c "SELECT finlive_explain('det_jobs', $job)->>'action'")
+		if [ "$mode" = periodic ]; then
+			sleep "$(awk -v s="$(od -An -N2 -tu2 /dev/urandom)" -v n="$nap_ms" 'BEGIN { printf "%.3f", s / 65536 * n / 1000 }')"
+		fi
+		echo "$(psql_v -d "$db" -c "SELECT seen_ms, log_ms, polls, new_status FROM bench_detect($owner, $job, $poll)")|$def" >>"$o"
+		wait "$sh" 2>/dev/null || true
+	done
+}
+# stats of a trials file: "p50 p95 max n missed" of seen_ms, in ms
+dstats() {
+	local f=$1
+	echo "$(fmt "$(awk -F'|' '$1 != "" { print $1 }' "$f" | pct 0.5)" 2) $(fmt "$(awk -F'|' '$1 != "" { print $1 }' "$f" | pct 0.95)" 2) $(fmt "$(awk -F'|' '$1 != "" { print $1 }' "$f" | pct 1)" 2) $(awk -F'|' '$1 != "" { n++ } END { print n + 0 }' "$f") $(awk -F'|' '$1 == "" { n++ } END { print n + 0 }' "$f")"
+}
+dextra() { # "log p50|poll us|outcomes|not deferred first"
+	local f=$1
+	echo "$(fmt "$(awk -F'|' '$2 != "" { print $2 }' "$f" | pct 0.5)" 2)|$(awk -F'|' '$1 != "" && $3 > 0 { s += 1000 * $1 / $3; n++ } END { if (n) printf "%.0f", s / n; else print "nan" }' "$f")|$(awk -F'|' '{ print ($4 == "" ? "none" : $4) }' "$f" | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep = ", " }')|$(awk -F'|' '$5 != "deferred" { n++ } END { print n + 0 }' "$f")"
+}
+raw_trials() { awk -F'|' '{ printf "%s%s", (NR > 1 ? " " : ""), ($1 == "" ? "-" : sprintf("%.2f", $1)) }' "$1"; }
+
+say "detection: $TRIALS trials, idle target, reaper at naptime $naptime"
+new_db bench_detect
+reaper_of bench_detect >/dev/null
+sleep 1
+: >"$work/det.idle"
+trials bench_detect wake "$TRIALS" 1 "$work/det.idle"
+read -r p50 p95 pmax n miss <<<"$(dstats "$work/det.idle")"
+fig det.idle "$p50|$p95|$pmax|$n|$miss|$(dextra "$work/det.idle")"
+fig raw.det.idle "$(raw_trials "$work/det.idle")"
+goal det.idle "$p95" '<=' 10
+wake_idle_p95=$p95
+
+say "detection: a burst of $BURST owner exits"
+jobs_list=
+for ((k = 0; k < BURST; k++)); do
+	j=$((5000 + k))
+	holder "burst_$k" bench_detect "SELECT finlive_mark($j, $j, 'deploy-staging')"
+	jobs_list="$jobs_list${jobs_list:+,}$j"
+done
+wait_owners bench_detect "$BURST"
+for j in ${jobs_list//,/ }; do echo "CALL bench_detect_job($j);"; done | psql_q -d bench_detect
+sleep 0.5
+bdef=$(psql_v -d bench_detect -c "SELECT count(*) FROM unnest(ARRAY[$jobs_list]::bigint[]) j WHERE finlive_explain('det_jobs', j)->>'action' = 'deferred'")
+pids=$(psql_v -d bench_detect -c "SELECT string_agg(pid::text, ',') FROM finlive_owners WHERE job_id = ANY (ARRAY[$jobs_list]::bigint[])")
+ticks0=$(psql_v -d bench_detect -c "SELECT ticks FROM finlive_stats")
+IFS='|' read -r blast bfirst blog breaped <<<"$(psql_v -d bench_detect -c "SELECT last_ms, first_ms, log_ticks, reaped FROM bench_burst(ARRAY[$pids], ARRAY[$jobs_list]::bigint[])")"
+sleep 0.2
+ticks1=$(psql_v -d bench_detect -c "SELECT ticks FROM finlive_stats")
+for p in "${holders[@]}"; do wait "$p" 2>/dev/null || true; done
+holders=()
+bticks=$((ticks1 - ticks0))
+fig det.burst "$bticks|$(fmt "$blast" 1)|$(fmt "$bfirst" 1)|$blog|$breaped|$bdef"
+goal det.burst_ticks "$bticks" '<=' 3
+goal det.burst_ms "${blast:-nan}" '<=' 500
+
+say "detection: $TRIALS trials, 100,000 other running jobs in the target"
+new_db bench_detect_100k 100000
+reaper_of bench_detect_100k >/dev/null
+sleep 1
+: >"$work/det.100k"
+trials bench_detect_100k wake "$TRIALS" 1000001 "$work/det.100k"
+read -r p50 p95 pmax n miss <<<"$(dstats "$work/det.100k")"
+fig det.100k "$p50|$p95|$pmax|$n|$miss|$(dextra "$work/det.100k")"
+fig raw.det.100k "$(raw_trials "$work/det.100k")"
+goal det.100k "$p95" '<=' 10
+wake_100k_p95=$p95
+full_tick=$(psql_v -d bench_detect_100k -c "SELECT round(last_tick_ms::numeric, 1) FROM finlive_stats")
+fig det.fulltick100k "$full_tick"
+
+# ====================================================== 4d. idle reapers ===
+say "limits: idle cost of reaping 20 databases (extension + a target each), ${IDLE_SECS}s"
+t_idle=$(date +%s)
+for ((k = 1; k <= 20; k++)); do new_db "$(printf 'bench_idle_%02d' $k)"; done
+for ((k = 1; k <= 20; k++)); do reaper_of "$(printf 'bench_idle_%02d' $k)" >/dev/null; done
+sleep 12   # every reaper past its first full tick
+idle_pids() {
+	psql_v -c "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity
+	            WHERE backend_type = 'finlive launcher'
+	               OR (backend_type = 'finlive reaper' AND datname LIKE 'bench_idle_%')"
+}
+cpu_ticks() { # pids -> utime+stime summed, in clock ticks
+	local p s=0 f
+	for p in "$@"; do
+		f=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+		s=$((s + $(awk '{ print $12 + $13 }' <<<"$f")))
+	done
+	echo $s
+}
+pids0=$(idle_pids)
+c0=$(cpu_ticks $pids0)
+s0=$(date +%s.%N)
+sleep "$IDLE_SECS"
+c1=$(cpu_ticks $pids0)
+s1=$(date +%s.%N)
+pids1=$(idle_pids)
+hz=$(getconf CLK_TCK)
+nproc_idle=$(wc -w <<<"$pids0")
+idle_cpu_min=$(awk -v c=$((c1 - c0)) -v hz="$hz" -v a="$s0" -v b="$s1" 'BEGIN { printf "%.3f", c / hz / (b - a) * 60 }')
+idle_pct=$(awk -v c=$((c1 - c0)) -v hz="$hz" -v a="$s0" -v b="$s1" 'BEGIN { printf "%.3f", 100 * c / hz / (b - a) }')
+same_pids=yes
+[ "$pids0" = "$pids1" ] || same_pids=no
+fig lim.idle "$idle_cpu_min|$idle_pct|$nproc_idle|$((c1 - c0))|$hz|$same_pids"
+goal lim.idle "$idle_pct" '<=' 1
+fig time.idle $(($(date +%s) - t_idle))
+
+# ============================================= 3b. the periodic reaper ===
+# The same reaper with the owner-exit wake-up switched off
+# (finlive.fault_injection = 'no_exit_wakeup'), at the same naptime: its
+# trials run in STREAMS idle databases and STREAMS copies of the
+# 100,000-job target at once (each database has its own reaper and period),
+# TRIALS per variant in all.
+say "detection: the periodic reaper (owner-exit wake-up off), $TRIALS trials per variant in $STREAMS databases each"
+for ((k = 1; k <= STREAMS; k++)); do
+	psql_q -c "CREATE DATABASE bench_per100k_$k TEMPLATE bench_detect_100k"
+done
+for ((k = 1; k <= STREAMS; k++)); do reaper_of "bench_per100k_$k" >/dev/null; done
+set_conf finlive.fault_injection no_exit_wakeup
+sleep 1
+per=$(( (TRIALS + STREAMS - 1) / STREAMS ))
+bg=()
+for ((k = 1; k <= STREAMS; k++)); do
+	: >"$work/per.idle.$k"; : >"$work/per.100k.$k"
+	trials "$(printf 'bench_idle_%02d' $k)" periodic "$per" 100 "$work/per.idle.$k" &
+	bg+=($!)
+	trials "bench_per100k_$k" periodic "$per" 2000001 "$work/per.100k.$k" &
+	bg+=($!)
+done
+for p in "${bg[@]}"; do wait "$p" || true; done
+set_conf finlive.fault_injection ''
+cat "$work"/per.idle.* >"$work/per.idle"
+cat "$work"/per.100k.* >"$work/per.100k"
+read -r p50 p95 pmax n miss <<<"$(dstats "$work/per.idle")"
+fig det.periodic "$p50|$p95|$pmax|$n|$miss|$(dextra "$work/per.idle")"
+fig raw.det.periodic "$(raw_trials "$work/per.idle")"
+r=$(div "$p95" "$wake_idle_p95" 0)
+fig det.ratio "$r|$p95|$wake_idle_p95"
+goal det.ratio "$r" '>=' 500
+read -r p50 p95 pmax n miss <<<"$(dstats "$work/per.100k")"
+fig det.periodic100k "$p50|$p95|$pmax|$n|$miss|$(dextra "$work/per.100k")"
+fig raw.det.periodic100k "$(raw_trials "$work/per.100k")"
+r=$(div "$p95" "$wake_100k_p95" 0)
+fig det.ratio100k "$r|$p95|$wake_100k_p95"
+goal det.ratio100k "$r" '>=' 500
+for d in $(psql_v -c "SELECT datname FROM pg_database WHERE datname LIKE 'bench_%' AND datname <> 'bench_own'"); do
+	psql_q -c "DROP DATABASE $d WITH (FORCE)"
+done
+set_conf finlive.reaper off
+fig time.det $(($(date +%s) - t_det))
+
+# ========================================= 4b. shared memory per entry ===
+t_lim=$(date +%s)
+say "limits: shared memory per finlive.max_owners entry"
 shmem() { # -> "finlive-named anonymous total-segment" in bytes
 	psql_v -F ' ' -c "SELECT sum(allocated_size) FILTER (WHERE name LIKE 'finlive%'),
 	                         sum(allocated_size) FILTER (WHERE name = '<anonymous>'),
 	                         sum(allocated_size)
 	                    FROM pg_shmem_allocations"
 }
-restart() { runuser -u postgres -- "$pg_bin/pg_ctl" -D "$PGDATA" -l "$CLUSTER_DIR/server.log" -m fast -w restart >/dev/null; }
-r6_n1=10000
-r6_n2=100000
-psql_q -c "ALTER SYSTEM SET finlive.max_owners = $r6_n1"
-restart
-read -r r6_named1 r6_anon1 r6_seg1 <<<"$(shmem)"
-psql_q -c "ALTER SYSTEM SET finlive.max_owners = $r6_n2"
-restart
-read -r r6_named2 r6_anon2 r6_seg2 <<<"$(shmem)"
+n1=10000; n2=110000
+set_conf finlive.max_owners $n1; restart
+read -r named1 anon1 seg1 <<<"$(shmem)"
+set_conf finlive.max_owners $n2; restart
+read -r named2 anon2 seg2 <<<"$(shmem)"
 psql_q -c "ALTER SYSTEM RESET finlive.max_owners"
-dn=$((r6_n2 - r6_n1))
-r6_named=$(div $((r6_named2 - r6_named1)) $dn 1)
-r6_alloc=$(div $((r6_named2 + r6_anon2 - r6_named1 - r6_anon1)) $dn 1)
-r6_seg=$(div $((r6_seg2 - r6_seg1)) $dn 1)
-r6_worst=$(awk -v a="$r6_alloc" -v b="$r6_seg" 'BEGIN { print (a > b) ? a : b }')
+dn=$((n2 - n1))
+fig lim.shmem "$(div $((seg2 - seg1)) $dn 1)|$(div $((named2 + anon2 - named1 - anon1)) $dn 1)|$(div $((named2 - named1)) $dn 1)|$n1:$named1,$anon1,$seg1|$n2:$named2,$anon2,$seg2"
 
-# ---------------------------------------- row 7: instructions per call ---
-# One backend in single-user mode under callgrind, with finlive preloaded
-# from the same private build: total instructions of a run doing 10,000
-# pairs, minus those of a run doing the same query without the calls,
-# divided by 10,000.  Each run twice, to show it repeats.
-say "row 7: instructions per pair under callgrind (single-user backend)"
-runuser -u postgres -- "$pg_bin/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
-instr() { # script run -> total instructions
-	local out=$work/cg.$1.$2
-	runuser -u postgres -- valgrind --tool=callgrind --callgrind-out-file="$out" \
-		"$pg_bin/postgres" --single -D "$PGDATA" postgres \
-		<"$bench/sql/callgrind_$1.sql" >"$out.log" 2>&1
-	grep -q '= "10000"' "$out.log" || { echo "callgrind run $1 did not do 10,000 pairs" >&2; echo nan; return; }
-	sed -n 's/^summary: *//p' "$out"
-}
-chown postgres: "$work"
-declare -A cg
-for run in 1 2; do
-	for s in baseline finlive advisory; do cg[$s.$run]=$(instr $s $run); done
-done
-per_pair() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan") print "nan"; else printf "%.0f\n", (a - b) / 10000 }'; }
-r7_fin1=$(per_pair "${cg[finlive.1]}" "${cg[baseline.1]}")
-r7_fin2=$(per_pair "${cg[finlive.2]}" "${cg[baseline.2]}")
-r7_adv1=$(per_pair "${cg[advisory.1]}" "${cg[baseline.1]}")
-r7_adv2=$(per_pair "${cg[advisory.2]}" "${cg[baseline.2]}")
-r7_ratio=$(div "$r7_fin1" "$r7_adv1")
+# ================================================== 4c. lock-table room ===
+say "limits: locks another session can take with finlive.max_owners jobs owned, none, and without finlive"
+restart
+maxo=$(psql_v -c "SHOW finlive.max_owners")
+psql_q -d bench_own -f "$bench/sql/lock_room.sql"
+room() { psql_v -d bench_own -c "SELECT bench_lock_room()"; }
+room_none=$(room)
+holder room bench_own "SELECT count(finlive_mark(g)) FROM generate_series(1, $maxo) g"
+wait_owners bench_own "$maxo"
+room_owned=$(room)
+room_owned2=$(room)
+stop_holders
+room_none2=$(room)
+runuser -u postgres -- sed -i "s/^shared_preload_libraries = 'finlive'/#&/" "$PGDATA/postgresql.conf"
+restart
+room_nopre=$(room)
+preloaded_nopre=$(psql_v -c "SHOW shared_preload_libraries")
+runuser -u postgres -- sed -i "s/^#\(shared_preload_libraries = 'finlive'\)/\1/" "$PGDATA/postgresql.conf"
+restart
+r1=$(div "$room_owned" "$room_none" 3)
+r2=$(div "$room_owned" "$room_nopre" 3)
+fig lim.lockroom "$r1|$r2|$room_owned|$room_none|$room_nopre|$maxo|$room_owned2|$room_none2|$(psql_v -c "SHOW max_locks_per_transaction")|${preloaded_nopre:-none}"
+goal lim.lockroom "$r1" '>=' 1.0
+goal lim.lockroom_nopre "$r2" '>=' 1.0
+fig time.limits $(($(date +%s) - t_lim))
 
-# ---------------------------------------------------------------- table ---
+# ============================================== profiles of missed goals ===
+if [ "$BENCH_PROFILE" != none ] && { [ "$BENCH_PROFILE" = all ] || [ ${#missed[@]} -gt 0 ]; }; then
+	say "profiling: ${missed[*]:-all}"
+	t_prof=$(date +%s)
+	want=${missed[*]}
+	[ "$BENCH_PROFILE" = all ] && want=all
+	FINLIVE_PROFILE_WORK=$work FINLIVE_PROFILE_STAGE="$work/stage$libdir" \
+		bash "$bench/profile.sh" "$out/profile-$PG_MAJOR.md" $want || say "profiling failed (see above)"
+	fig time.profile $(($(date +%s) - t_prof))
+fi
+
 elapsed=$(($(date +%s) - started))
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
-
-table() {
-	cat <<EOF
-## Benchmark results
-
-\`bash bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'): $cpu, $(nproc) cores, $mem RAM,
-$(. /etc/os-release; echo "$PRETTY_NAME"), PostgreSQL $pgver, finlive $rev$dirty; wall time ${elapsed} s.
-pgbench: \`-M prepared -c 2 -j 2\`, median of $ROUNDS interleaved ${SECS}-second runs per variant;
-ratios are the median of the ratios within each round (range in brackets).
-The machine may be shared: absolute figures move between runs, ratios hold better.
-
-| # | what | finlive | against | ratio | goal | |
-|---|---|---|---|---|---|---|
-| 1 | take + release ownership (TPS) | \`finlive_mark\`+\`finlive_clear\`: $r1_fin | advisory pair: $r1_adv | ${r1_vs_adv}× (rounds ${r1_vs_adv_lo}–${r1_vs_adv_hi}) | ≥ 0.9× | $(verdict "$r1_vs_adv" '>=' 0.9) |
-| 1 | | | table row: $r1_tbl; unlogged table: $r1_tblu | ${r1_vs_tbl}× the faster (rounds ${r1_vs_tbl_lo}–${r1_vs_tbl_hi}); ${r1_vs_tbl_logged}× logged | ≥ 2× | $(verdict "$r1_vs_tbl" '>=' 2) |
-| 1 | floor: \`SELECT 1; SELECT 1\` (TPS) | $r1_floor | | finlive at ${r1_of_floor} of the floor (advisory pair: ${r1_adv_of_floor}) | | |
-| 2 | is a job owned? $r2_owned jobs owned by another session (TPS) | \`finlive_is_active\`: $r2_fin | \`pg_locks\` query: $r2_locks | ${r2_ratio}× (rounds ${r2_ratio_lo}–${r2_ratio_hi}) | ≥ 20× | $(verdict "$r2_ratio" '>=' 20) |
-| 2 | floor: \`SELECT 1\` (TPS) | $r2_floor | | finlive at ${r2_of_floor} of the floor | | |
-| 3 | one reaper tick, 10,000 running (1,000 deferred), 1,000,000-row table (ms, median of $TICKS) | \`finlive_reap_once()\`: $r3_fin | PL/pgSQL over \`pg_locks\`, tuned: $r3_pl | speed-up ${r3_speedup}× | ≥ 30× | $(verdict "$r3_speedup" '>=' 30) |
-| 3 | | | same PL/pgSQL as first written (plain joins): $r3_plain | speed-up ${r3_speedup_plain}× | | |
-| 3 | same decisions (10 scenario jobs: every tier and outcome) | $check_fin | | comparators agree: $check_agree | | |
-| 3 | work per tick, every reaper and table (must match) | $ref | | same work: $same_work | | |
-| 3 | where finlive's tick goes (one tick under auto_explain, ANALYZE) | candidate query $r3_cand_ms of $r3_tick_ms ms ($r3_share), JIT compilation as EXPLAIN reports it: $r3_jit_ms ms ($r3_jit_share) | plan: $r3_plan | | | |
-| 4 | tick, 1,000,000 vs 100,000 rows, same 10,000 running (ms) | 1M: $r3_fin; 100k: $r4_small | PL/pgSQL tuned: ${r4_pl_ratio}×; as first written: $r3_plain / $r4_plain_small = ${r4_plain_ratio}× | ${r4_ratio}× | ≤ 1.3 | $(verdict "$r4_ratio" '<=' 1.3) |
-| 4 | where finlive's tick goes at 100,000 rows | candidate query $r4_cand_ms of $r4_tick_ms ms ($r4_share), JIT $r4_jit_ms ms | plan: $r4_plan | | | |
-| 5 | dead-owner detection, naptime $r5_naptime, $TRIALS trials (s) | p50 $r5_p50, p95 $r5_p95, max $r5_max | finalize grace $r5_grace (300 s); naptime 10 s | p95 ${r5_vs_grace}× sooner than 300 s, ${r5_vs_nap}× sooner than 10 s | p95 ≤ 0.25 s | $(verdict "$r5_p95" '<=' 0.25) |
-| 5 | detail | log \`at\` p50 $r5_log_p50 s; tick p50 $r5_tick_p50 ms; outcomes: $r5_statuses; not deferred first: $r5_not_deferred; not reaped in 30 s: $r5_missed | | | | |
-| 6 | shared memory per \`finlive.max_owners\` entry (B) | $r6_worst | | allocated $r6_alloc, segment $r6_seg, 'finlive%' names only $r6_named | ≤ 128 B | $(verdict "$r6_worst" '<=' 128) |
-| 7 | instructions per pair (callgrind, 10,000 pairs) | $r7_fin1 (again: $r7_fin2) | advisory pair: $r7_adv1 (again: $r7_adv2) | ${r7_ratio}× | printed, repeatable | |
-
-Notes:
-- Row 1: each script is two statements (two round trips); the table rows commit each statement.
-- Rows 3 and 4: every reaper reads the same candidates with the same filter, locks them \`FOR UPDATE SKIP LOCKED\`
-  in a transaction per tick, and defers the same 1,000 jobs; ticks are timed inside the server.
-  The comparators are in \`bench/sql/reaper_plpgsql.sql\`: "tuned" fetches each job's run through
-  \`LATERAL (... OFFSET 0)\` and the stage only for rows that pass the filter, tests ownership against
-  a hashed pg_locks set and runs with \`jit = off\`; "as first written" uses plain joins.
-- Row 5: time from just before \`pg_terminate_backend(owner)\` until the job's new status is visible,
-  polled every 2 ms inside the server; "log \`at\`" is \`finlive_reap_log.at\` (the reaping transaction's start).
-  The target is small: on a big table add one tick (rows 3 and 4).
-- Row 6: "allocated" = growth of the named 'finlive%' allocations plus \`<anonymous>\` (where a shared
-  hash table's entries live) in \`pg_shmem_allocations\`; "segment" = growth of the whole segment.
-  Each owned job also takes one lock-manager slot (sized by \`max_locks_per_transaction\`), not counted here.
-EOF
-}
-raw() {
-	local f
-	echo
-	echo "<details><summary>Raw figures of this run</summary>"
-	echo
-	echo '```'
-	for f in floor_2stmt mark_clear advisory_pair table_row table_row_unlogged floor_1stmt is_active is_active_pg_locks; do
-		printf '%-22s TPS per round: %s\n' "$f" "$(awk '{ printf "%s ", ($1 == "nan") ? "-" : sprintf("%.0f", $1) }' "$work/tps.$f.sql")"
-	done
-	for f in "${!tick_raw[@]}"; do printf '%-22s ms per tick: %s\n' "$f" "${tick_raw[$f]}"; done | sort
-	printf '%-22s s per trial: %s\n' detection "$(awk -F'|' '{ printf "%s ", ($1 == "" ? "-" : sprintf("%.3f", $1 / 1000)) }' "$work/detect")"
-	printf '%-22s %s\n' shared-memory "max_owners $r6_n1: finlive-named $r6_named1, anonymous $r6_anon1, segment $r6_seg1; max_owners $r6_n2: $r6_named2, $r6_anon2, $r6_seg2 (bytes)"
-	printf '%-22s %s\n' callgrind "$(for k in "${!cg[@]}"; do echo "$k=${cg[$k]}"; done | sort | tr '\n' ' ')"
-	echo '```'
-	echo
-	echo "</details>"
-}
-table | tee "$bench/results.md"
-raw >>"$bench/results.md"
-say "done in ${elapsed} s"
+fig meta.wall "$elapsed"
+say "done in ${elapsed} s; figures in $figs"
+results=${FINLIVE_BENCH_RESULTS:-$bench/results.md}
+bash "$bench/report.sh" "$figs" >"$work/results.md"
+cat "$work/results.md"
+[ "$results" = - ] || cp "$work/results.md" "$results"
+[ -z "${FINLIVE_BENCH_OUT:-}" ] || cp "$work/results.md" "$out/results-$PG_MAJOR.md"

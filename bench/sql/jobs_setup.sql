@@ -1,4 +1,4 @@
--- The application's tables for the reaper rows (3 and 4), in the shape the
+-- The application's tables for the tick rows, in the shape the
 -- contract requires: :rows jobs, one run and one task per job.  The 10,000
 -- running jobs are every 10th id among the newest 100,000, so the 100,000-
 -- and 1,000,000-row tables differ only in how many finished jobs lie before
@@ -28,14 +28,6 @@ CREATE TABLE jobs (
     started_at   timestamptz,
     created_at   timestamptz NOT NULL,
     payload      text
-);
-CREATE TABLE bench_reap_log (
-    at         timestamptz NOT NULL DEFAULT now(),
-    job_id     bigint      NOT NULL,
-    tier       integer     NOT NULL,
-    old_status text        NOT NULL,
-    new_status text        NOT NULL,
-    owner_pid  integer
 );
 
 -- g > :rows - 100000 AND g % 10 = 0: running;  g % 100 = 0 among those: owned

@@ -1,7 +1,13 @@
--- Harness for rows 3 and 4: run n ticks of one reaper, each in a
--- transaction of its own like the worker's, timed inside the server (no
--- client round trip on either side), and keep what each tick did so the
--- two reapers can be shown to do the same work.
+-- Harness for the tick and reap rows: run n ticks of one reaper, each in a
+-- transaction of its own like the worker's, timed inside the server from
+-- just before the tick to just after its COMMIT (the NOTIFY queue and the
+-- commit record are part of a reap), with no client round trip on either
+-- side; and keep what each tick did, so the reapers can be shown to do the
+-- same work.
+--   finlive        finlive_reap_once()
+--   plpgsql        plpgsql_reap_once(true)        tuned, per-job isolation
+--   plpgsql_noiso  plpgsql_reap_once(false)       tuned, no isolation
+--   plpgsql_plain  plpgsql_reap_once_plain(true)  as first written
 CREATE TABLE bench_tick (
     reaper  text    NOT NULL,
     label   text    NOT NULL,
@@ -15,6 +21,7 @@ LANGUAGE plpgsql
 AS $fn$
 DECLARE
     t0 timestamptz;
+    ms float8;
     n_actions integer;
     n_defers integer;
 BEGIN
@@ -27,16 +34,19 @@ BEGIN
         ELSIF p_reaper = 'plpgsql' THEN
             SELECT count(*), count(*) FILTER (WHERE r.action = 'deferred')
               INTO n_actions, n_defers
-              FROM plpgsql_reap_once() r;
+              FROM plpgsql_reap_once(true) r;
+        ELSIF p_reaper = 'plpgsql_noiso' THEN
+            SELECT count(*), count(*) FILTER (WHERE r.action = 'deferred')
+              INTO n_actions, n_defers
+              FROM plpgsql_reap_once(false) r;
         ELSE
             SELECT count(*), count(*) FILTER (WHERE r.action = 'deferred')
               INTO n_actions, n_defers
-              FROM plpgsql_reap_once_plain() r;
+              FROM plpgsql_reap_once_plain(true) r;
         END IF;
-        INSERT INTO bench_tick
-        VALUES (p_reaper, p_label,
-                extract(epoch FROM clock_timestamp() - t0) * 1000,
-                n_actions, n_defers);
+        COMMIT;
+        ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+        INSERT INTO bench_tick VALUES (p_reaper, p_label, ms, n_actions, n_defers);
         COMMIT;
     END LOOP;
 END;
