@@ -460,8 +460,8 @@ my $r = $node->safe_psql($db, q{SET finlive.hook_timeout = 300; SET finlive.rest
 	COMMIT;});
 is($r, 'j_after.jobs:32:done',
 	'finlive_reap_once cuts the sleeping hook too, and reaps the other target');
-$node->safe_psql($db, q{ALTER SYSTEM RESET finlive.hook_timeout; SELECT pg_reload_conf();
-	SELECT finlive_unregister('i_sleep.jobs')});
+$node->safe_psql($db, q{SELECT finlive_unregister('i_sleep.jobs');
+	ALTER SYSTEM RESET finlive.hook_timeout; SELECT pg_reload_conf();});
 
 # -------------------------------------------------------------------------
 # 6. The search_path check, and the database owner
