@@ -239,7 +239,9 @@ my @rounds = (
 	{ db => 'plant_public_dbo',     ext => 'public',  planter => 'dbo' },
 	{ db => 'plant_public_creator', ext => 'public',  planter => 'creator' },
 	{ db => 'plant_own_dbo',        ext => 'finlive', planter => 'dbo' },
-	{ db => 'plant_own_creator',    ext => 'finlive', planter => 'creator' },);
+	{ db => 'plant_own_creator',    ext => 'finlive', planter => 'creator' },
+	# a role granted CREATE on the extension's own schema plants there too
+	{ db => 'plant_in_ext_schema',  ext => 'finlive', planter => 'creator', in_ext => 1 },);
 
 for my $round (@rounds)
 {
@@ -257,6 +259,7 @@ for my $round (@rounds)
 	$have{policy} = $node->safe_psql($db,
 		"SELECT pronargs FROM pg_proc WHERE oid = to_regproc('$ext.finlive_register')") == 12;
 	$node->safe_psql($db, "GRANT CREATE ON SCHEMA public TO creator") if $p eq 'creator';
+	$node->safe_psql($db, "GRANT CREATE ON SCHEMA $ext TO creator") if $round->{in_ext};
 	$node->safe_psql($db, qq{
 CREATE SCHEMA su_app;
 CREATE SCHEMA p_app AUTHORIZATION $p;
@@ -288,7 +291,7 @@ SELECT $ext.finlive_register('p_app.jobs', 'p_app.runs', 'p_app.tasks',
 	my $roles_before = sq('postgres', role_snapshot_sql());
 
 	# Plant.
-	my $schemas = [ 'public', 'plant' ];
+	my $schemas = $round->{in_ext} ? [ 'public', $ext, 'plant' ] : [ 'public', 'plant' ];
 	my ($pout, $perr) = run_script($node, $db, $p,
 		plant_sql(schemas => $schemas, shadow_schema => 'plant', ext_schema => $ext));
 	is($perr, '', "$db: $p plants without an error");
@@ -316,11 +319,20 @@ SELECT $ext.finlive_register('p_app.jobs', 'p_app.runs', 'p_app.tasks',
 			  . ']) b WHERE EXISTS (SELECT 1 FROM plog.planted WHERE what LIKE b)'),
 		scalar(@brief),
 		"$db: among them the overloads, operators, shadows and domains of the brief");
+	is( sq($db, q{SELECT count(*) FROM plog.planted
+	               WHERE what IN ('function finlive.finlive_is_active(text)',
+	                              'function finlive.finlive_is_active(bigint, integer DEFAULT 0)',
+	                              'operator finlive.=(bigint, bigint)')}),
+		'3', "$db: and in the extension's own schema, next to its functions")
+	  if $round->{in_ext};
 	is(sq($db, evidence_sql()), '0 calls; ', "$db: planting ran nothing planted");
 
 	# Every entry point, as a superuser and as the planter; through the
 	# wrappers, and where the extension has its own schema also directly.
-	my @prefixes = $ext eq 'public' ? ('calls') : ('calls', $ext);
+	# (where the planter can create in the extension's schema, a direct call
+	# of a function there can be made ambiguous by PostgreSQL's own rules:
+	# only the wrappers, bound before the planting, are used)
+	my @prefixes = ($ext eq 'public' || $round->{in_ext}) ? ('calls') : ('calls', $ext);
 	my $k = 0;
 	my $errors_expected = 0;
 	for my $caller ($super, $p)
