@@ -36,8 +36,11 @@ ALTER TABLE finlive_target ALTER COLUMN search_path SET NOT NULL;
 -- bound_to stays NULL: the reaper binds each hook, once, to the function
 -- its signature names.
 
--- The event trigger that unregisters a dropped table, without a message
--- prefix.  It runs as the extension owner with a pinned search_path and
+-- The event trigger that unregisters a dropped table (without a message
+-- prefix now), and marks a dropped hook as lost (its OID 0): the target is
+-- unusable until it is registered again, and stays so through pg_dump and
+-- pg_upgrade, which would otherwise bind a function created later under the
+-- same name.  It runs as the extension owner with a pinned search_path and
 -- names everything qualified.
 CREATE OR REPLACE FUNCTION finlive_drop_trigger()
 RETURNS event_trigger
@@ -47,6 +50,14 @@ AS $$
 DECLARE
     gone record;
 BEGIN
+    UPDATE @extschema@.finlive_target t SET on_reap_id = 0
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+       AND t.on_reap_id OPERATOR(pg_catalog.=) d.objid;
+    UPDATE @extschema@.finlive_target t SET gate_id = 0
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+       AND t.gate_id OPERATOR(pg_catalog.=) d.objid;
     FOR gone IN
         DELETE FROM @extschema@.finlive_target t
          USING pg_catalog.pg_event_trigger_dropped_objects() d

@@ -394,19 +394,31 @@ bind_by_signature(const char *signature, const HookRule *rule, char **why)
 }
 
 /*
- * The hook of a registration: the bound OID where it is valid and still
- * names the function registered, else (another cluster or database) the
- * function its signature names, reported through *rebound.
+ * The hook of a registration, from its stored OID (bound; NULL when it was
+ * never bound, as after the update from 1.1; 0 once the function was found
+ * dropped or renamed):
+ *
+ *	- bound here (epoch_matches): the function with that OID, if it still
+ *	  has the name registered; if not, the hook is lost (*lost: record it);
+ *	- never bound, or bound in another cluster or database (a restore, an
+ *	  upgrade): the function its signature names, once (*rebound);
+ *	- lost: never again, wherever the registration goes (pg_dump carries
+ *	  the 0), until the target is registered again.
  */
 static Oid
-resolve_hook(const char *signature, Oid bound, bool epoch_matches,
-			 const HookRule *rule, bool *rebound, char **why)
+resolve_hook(const char *signature, bool bound_isnull, Oid bound, bool epoch_matches,
+			 const HookRule *rule, bool *rebound, bool *lost, char **why)
 {
 	char	   *now_named;
 
 	if (signature == NULL)
 		return InvalidOid;
-	if (!epoch_matches || !OidIsValid(bound))
+	if (!bound_isnull && !OidIsValid(bound))
+	{
+		*why = psprintf("its %s function %s was dropped or renamed", rule->role, signature);
+		return InvalidOid;
+	}
+	if (bound_isnull || !epoch_matches)
 	{
 		*rebound = true;
 		return bind_by_signature(signature, rule, why);
@@ -415,10 +427,31 @@ resolve_hook(const char *signature, Oid bound, bool epoch_matches,
 		? format_procedure_qualified(bound) : NULL;
 	if (now_named == NULL || strcmp(now_named, signature) != 0)
 	{
+		*lost = true;
 		*why = psprintf("its %s function %s was dropped or renamed", rule->role, signature);
 		return InvalidOid;
 	}
 	return bound;
+}
+
+/* Record that a registration's hook is lost (0), so no restore binds it. */
+static void
+store_lost(const FinliveCatalog *cat, Oid jobs, bool on_reap_lost, bool gate_lost)
+{
+	Oid			argtypes[3] = {OIDOID, BOOLOID, BOOLOID};
+	Datum		args[3];
+	char	   *sql;
+
+	args[0] = ObjectIdGetDatum(jobs);
+	args[1] = BoolGetDatum(on_reap_lost);
+	args[2] = BoolGetDatum(gate_lost);
+	sql = psprintf("UPDATE %s.finlive_target"
+				   "   SET on_reap_id = CASE WHEN $2 THEN 0 ELSE on_reap_id END,"
+				   "       gate_id = CASE WHEN $3 THEN 0 ELSE gate_id END"
+				   " WHERE jobs::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+				   cat->qualified_schema);
+	if (spi_as_owner(cat, sql, 3, argtypes, args, NULL, false) != SPI_OK_UPDATE)
+		elog(ERROR, "could not write finlive_target");
 }
 
 /* Write the hooks bound again to a registration read in a new place. */
@@ -505,6 +538,8 @@ targets_load(const FinliveCatalog *cat, bool bind)
 	List	   *result = NIL;
 	MemoryContext caller = CurrentMemoryContext;
 	char	   *epoch = binding_epoch();
+	SPITupleTable *rows;
+	uint64		nrows;
 	uint64		i;
 
 	targets_require_current(cat);
@@ -520,10 +555,13 @@ targets_load(const FinliveCatalog *cat, bool bind)
 	if (spi_as_owner(cat, sql, 0, NULL, NULL, NULL, true) != SPI_OK_SELECT)
 		elog(ERROR, "could not read finlive_target");
 
-	for (i = 0; i < SPI_processed; i++)
+	/* kept: a binding stored below runs SPI again */
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+	for (i = 0; i < nrows; i++)
 	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HeapTuple	tuple = rows->vals[i];
+		TupleDesc	desc = rows->tupdesc;
 		MemoryContext spi = MemoryContextSwitchTo(caller);
 		Target	   *t = palloc0(sizeof(Target));
 		char	   *bound_to = SPI_getvalue(tuple, desc, 8);
@@ -531,6 +569,10 @@ targets_load(const FinliveCatalog *cat, bool bind)
 		bool		rebound = false;
 		char	   *why = NULL;
 		char	   *gate_why = NULL;
+		bool		on_reap_unbound;
+		bool		gate_unbound;
+		bool		on_reap_lost = false;
+		bool		gate_lost = false;
 		bool		isnull;
 
 		t->jobs = spi_oid(tuple, desc, 1);
@@ -547,15 +589,19 @@ targets_load(const FinliveCatalog *cat, bool bind)
 		else
 			no_policy(&t->policy);
 
-		t->on_reap = resolve_hook(t->on_reap_name, spi_oid(tuple, desc, 5), epoch_matches,
-								  &on_reap_rule, &rebound, &why);
-		t->gate = resolve_hook(t->gate_name, spi_oid(tuple, desc, 7), epoch_matches,
-							   &gate_rule, &rebound, &gate_why);
+		(void) SPI_getbinval(tuple, desc, 5, &on_reap_unbound);
+		(void) SPI_getbinval(tuple, desc, 7, &gate_unbound);
+		t->on_reap = resolve_hook(t->on_reap_name, on_reap_unbound, spi_oid(tuple, desc, 5),
+								  epoch_matches, &on_reap_rule, &rebound, &on_reap_lost, &why);
+		t->gate = resolve_hook(t->gate_name, gate_unbound, spi_oid(tuple, desc, 7),
+							   epoch_matches, &gate_rule, &rebound, &gate_lost, &gate_why);
 		t->unusable = why ? why : gate_why ? gate_why : target_problem(t);
 		result = lappend(result, t);
 		MemoryContextSwitchTo(spi);
 
-		if (rebound && bind && t->unusable == NULL)
+		if (bind && (on_reap_lost || gate_lost))
+			store_lost(cat, t->jobs, on_reap_lost, gate_lost);
+		else if (bind && rebound && t->unusable == NULL)
 			store_binding(cat, t);
 	}
 	return result;

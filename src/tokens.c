@@ -60,10 +60,22 @@ tokens_shmem_request(void)
 	RequestNamedLWLockTranche("finlive_tokens", 1);
 }
 
+/* Remove a token file that could not be read, so that a new one can be written. */
+static void
+remove_damaged_file(void)
+{
+	if (unlink(TOKEN_FILE) != 0 && errno != ENOENT)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not remove file \"%s\": %m", TOKEN_FILE)));
+}
+
 /*
  * Read the persisted reservation; 0 when there is none yet.  A file that
- * exists but cannot be read or parsed is reported, and tokens go on from
- * the clock: still increasing, unless the clock has also stepped back.
+ * exists but cannot be read or parsed is reported and removed (else the
+ * next reservation, which replaces it with durable_rename(), would fail to
+ * fsync it, and so would every first mark), and tokens go on from the
+ * clock: still increasing, unless the clock has also stepped back.
  */
 static uint64
 read_reservation(void)
@@ -77,10 +89,13 @@ read_reservation(void)
 	if (file == NULL)
 	{
 		if (errno != ENOENT)
+		{
 			ereport(WARNING,
 					(errcode_for_file_access(),
 					 errmsg("could not read file \"%s\": %m", TOKEN_FILE),
 					 errdetail("Fencing tokens continue from the clock; they stay increasing unless the clock has also stepped back.")));
+			remove_damaged_file();
+		}
 		return 0;
 	}
 	if (fgets(buf, sizeof(buf), file) == NULL ||
@@ -93,6 +108,8 @@ read_reservation(void)
 		value = 0;
 	}
 	FreeFile(file);
+	if (value == 0)
+		remove_damaged_file();
 	return value;
 }
 
