@@ -57,14 +57,12 @@ say() { printf '[bench %4ds] %s\n' $(($(date +%s) - started)) "$*" >&2; }
 finlive_install_deps
 finlive_want_cmd valgrind valgrind
 finlive_want_cmd callgrind_annotate valgrind
-finlive_want_cmd perf linux-perf
 finlive_want_file "$PGBIN/pgbench" "postgresql-client-$PG_MAJOR"
 finlive_want_file "$PGBIN/psql" "postgresql-client-$PG_MAJOR"
 finlive_want_cmd git git
 finlive_install_wanted
-if ! [ -f "/usr/share/postgresql/$PG_MAJOR/extension/pg_walinspect.control" ]; then
-	finlive_apt_install "postgresql-contrib-$PG_MAJOR" 2>/dev/null || true
-fi
+# pg_walinspect (used only to break down WAL that should not be there)
+# comes with Debian's server package
 
 work=$(mktemp -d /tmp/finlive-bench.XXXXXX)
 chmod 755 "$work"
@@ -76,7 +74,6 @@ holders=()
 cleanup() {
 	local p
 	for p in "${holders[@]}"; do kill "$p" 2>/dev/null || true; done
-	[ -z "${CLUSTER_DIR:-}" ] || cp "$CLUSTER_DIR/server.log" "$out/server-$PG_MAJOR.log" 2>/dev/null || true
 	cluster_stop
 	rm -rf "$work"
 }
@@ -107,6 +104,12 @@ libdir=$("$PG_CONFIG" --pkglibdir)
 
 # shellcheck source=test/cluster.sh
 . "$here/test/cluster.sh"
+# keep the server log of every run (also of a server that failed to start)
+eval "cluster_stop_orig$(declare -f cluster_stop | tail -n +2)"
+cluster_stop() {
+	[ -z "${CLUSTER_DIR:-}" ] || cp "$CLUSTER_DIR/server.log" "$out/server-$PG_MAJOR.log" 2>/dev/null || true
+	cluster_stop_orig
+}
 # A reaper per database: 20 idle databases, STREAMS copies and the rest
 # need more background worker slots than the default 8.
 cluster_start \
@@ -428,7 +431,7 @@ fig reap.noiso "$r_noiso|$rf|$rn"
 fig reap.iso "$(div "$rf" "$rp")|$rf|$rp"
 fig reap.isocost "$(div "$rp" "$rn")|$rp|$rn|$(awk -v a="$rp" -v b="$rn" 'BEGIN { printf "%.1f", (a - b) }')"
 goal reap.noiso "$r_noiso" '<=' 1.5
-psql_q -c "DROP DATABASE bench_reap WITH (FORCE)"
+# bench_reap stays for bench/profile.sh (its reaper finds nothing running)
 fig time.ticks $(($(date +%s) - t_ticks))
 
 # ========================================================== 3. detection ===
@@ -628,7 +631,7 @@ fig raw.det.periodic100k "$(raw_trials "$work/per.100k")"
 r=$(div "$p95" "$wake_100k_p95" 0)
 fig det.ratio100k "$r|$p95|$wake_100k_p95"
 goal det.ratio100k "$r" '>=' 500
-for d in $(psql_v -c "SELECT datname FROM pg_database WHERE datname LIKE 'bench_%' AND datname <> 'bench_own'"); do
+for d in $(psql_v -c "SELECT datname FROM pg_database WHERE datname LIKE 'bench_%' AND datname NOT IN ('bench_own', 'bench_reap')"); do
 	psql_q -c "DROP DATABASE $d WITH (FORCE)"
 done
 set_conf finlive.reaper off
@@ -684,7 +687,7 @@ if [ "$BENCH_PROFILE" != none ] && { [ "$BENCH_PROFILE" = all ] || [ ${#missed[@
 	t_prof=$(date +%s)
 	want=${missed[*]}
 	[ "$BENCH_PROFILE" = all ] && want=all
-	FINLIVE_PROFILE_WORK=$work FINLIVE_PROFILE_STAGE="$work/stage$libdir" \
+	FINLIVE_PROFILE_WORK=$work FINLIVE_PROFILE_FIGS=$figs FINLIVE_PROFILE_LOG=$CLUSTER_DIR/server.log \
 		bash "$bench/profile.sh" "$out/profile-$PG_MAJOR.md" $want || say "profiling failed (see above)"
 	fig time.profile $(($(date +%s) - t_prof))
 fi
