@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The finlive fuzz pass: thousands of calls with bad input over every SQL
-# function, and reaper targets that change under the reaper's feet, against a
-# throwaway cluster whose worker ticks every 20 ms.  Run as root on Debian 12:
+# function (finlive_register's policy arguments, finlive_explain and
+# finlive_reap_errors included), and reaper targets and policies that change
+# under the reaper's feet, against a throwaway cluster whose reaper ticks the
+# postgres database every 20 ms (finlive.database = 'postgres': the "fuzz"
+# database, where the calls are judged, has no reaper).  Run as root on
+# Debian 12:
 #
-#   bash test/fuzz/run.sh          # about 1 minute
+#   bash test/fuzz/run.sh          # about 1 to 2 minutes
 #
 # FUZZ_SEED=n repeats a run's choices; FUZZ_SCALE=0.2 .. 5 scales the number
 # of random calls; FINLIVE_SKIP_INSTALL=1 when finlive is already installed;
