@@ -1555,8 +1555,6 @@ class Checks:
         v('Tier-1 reaps of a target not registered claim_owned',
           'SELECT count(*) FROM {S}.hook_calls h JOIN {S}.policy p ON p.key = h.target'
           ' WHERE h.tier = 1 AND NOT p.claim_owned')
-        v('Tier-1 reaps of a job whose owner was alive',
-          'SELECT count(*) FROM {S}.hook_calls WHERE tier = 1 AND owner_alive')
         v('Tier-2 reaps before finalize_grace',
           'SELECT count(*) FROM {S}.hook_calls WHERE tier = 2 AND'
           ' (finished_age IS NULL OR finished_age < finalize_grace - %s)' % EPS,
