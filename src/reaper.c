@@ -654,7 +654,7 @@ log_reap(const TargetTick *tt, const Candidate *c, int tier, ReapAction action,
 {
 	Oid			types[7] = {OIDOID, INT8OID, INT4OID, TEXTOID, TEXTOID, INT4OID, BOOLOID};
 	Datum		args[7];
-	char		nulls[7] = "       ";
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Sandbox		sb;
 
 	args[0] = ObjectIdGetDatum(tt->target->jobs);

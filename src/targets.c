@@ -460,7 +460,7 @@ store_binding(const FinliveCatalog *cat, const Target *t)
 {
 	Oid			argtypes[4] = {OIDOID, OIDOID, OIDOID, TEXTOID};
 	Datum		args[4];
-	char		nulls[4] = "    ";
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	char	   *sql;
 
 	args[0] = ObjectIdGetDatum(t->jobs);
