@@ -210,13 +210,18 @@ finlive_target_problems(PG_FUNCTION_ARGS)
 	foreach(lc, load_targets(&cat))
 	{
 		Target	   *t = (Target *) lfirst(lc);
+		FailingReap problem;
 		Datum		values[2];
 		bool		nulls[2] = {false};
 
-		if (t->unusable == NULL)
+		if (t->unusable != NULL)
+			values[1] = CStringGetTextDatum(t->unusable);
+		else if (failures_target_problem(t->jobs, &problem))
+			values[1] = CStringGetTextDatum(psprintf("the last tick could not reap it: %s",
+													 problem.message));
+		else
 			continue;
 		values[0] = ObjectIdGetDatum(t->jobs);
-		values[1] = CStringGetTextDatum(t->unusable);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();
@@ -755,6 +760,7 @@ finlive_audit(PG_FUNCTION_ARGS)
 	{
 		Target	   *t = (Target *) lfirst(lc);
 		char	   *unreadable = unreadable_tables(t);
+		FailingReap problem;
 		FailingReap *failing;
 		int			nfailing;
 		int			i;
@@ -762,6 +768,9 @@ finlive_audit(PG_FUNCTION_ARGS)
 		if (t->unusable != NULL)
 			findings = add_finding(findings, "broken_target", t->jobs, false, 0, 0,
 								   pstrdup(t->unusable));
+		else if (failures_target_problem(t->jobs, &problem))
+			findings = add_finding(findings, "broken_target", t->jobs, false, 0, 0,
+								   psprintf("the last tick could not reap it: %s", problem.message));
 		if (unreadable != NULL)
 		{
 			findings = add_finding(findings, "unreadable_target", t->jobs, false, 0, 0,

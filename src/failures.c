@@ -52,8 +52,9 @@ typedef struct FailureKey
 typedef struct FailureEntry
 {
 	FailureKey	key;
-	FailingReap reap;			/* a job's failure; for a target entry: */
-	uint32		problem_hash;	/* ... the problem last warned about */
+	FailingReap reap;			/* a job's failure, or the target's */
+	uint32		problem_hash;	/* target entry: the problem last warned about */
+	TimestampTz warned_at;		/* ... and when */
 } FailureEntry;
 
 static LWLock *failures_lock = NULL;
@@ -194,12 +195,13 @@ failures_list(Oid target, int *count)
 }
 
 /*
- * Target cannot be reaped because of "problem": should that be logged now?
- * Yes when it became unusable (or for another reason than last time), and
- * then at most once an hour.
+ * The target could not be reaped because of "problem" (it is unusable, or
+ * its tick failed): remember it until a tick of it succeeds.  Should that be
+ * logged now?  Yes when it became so (or for another reason than last
+ * time), and then at most once an hour.
  */
 bool
-failures_should_warn(Oid target, const char *problem)
+failures_target_failed(Oid target, const char *problem)
 {
 	FailureKey	key = make_key(target, TARGET_ENTRY);
 	FailureEntry *entry;
@@ -212,19 +214,33 @@ failures_should_warn(Oid target, const char *problem)
 	entry = hash_search(failures, &key, HASH_ENTER_NULL, &found);
 	if (entry != NULL)
 	{
-		if (found && entry->problem_hash == hash &&
-			!TimestampDifferenceExceeds(entry->reap.last_failed_at, now, TARGET_WARN_MS))
-			warn = false;
-		else
+		if (!found)
 		{
 			memset(&entry->reap, 0, sizeof(entry->reap));
 			entry->reap.target = target;
-			entry->reap.last_failed_at = now;
+			entry->reap.first_failed_at = now;
+		}
+		else if (entry->problem_hash == hash &&
+				 !TimestampDifferenceExceeds(entry->warned_at, now, TARGET_WARN_MS))
+			warn = false;
+		entry->reap.failures++;
+		entry->reap.last_failed_at = now;
+		strlcpy(entry->reap.message, problem, sizeof(entry->reap.message));
+		if (warn)
+		{
 			entry->problem_hash = hash;
+			entry->warned_at = now;
 		}
 	}
 	LWLockRelease(failures_lock);
 	return warn;
+}
+
+/* Why the target's last tick could not reap it, if it could not. */
+bool
+failures_target_problem(Oid target, FailingReap *out)
+{
+	return failures_lookup(target, TARGET_ENTRY, out);
 }
 
 /* Target can be reaped again: its next problem warns at once. */

@@ -37,7 +37,8 @@ extern void failures_forget(Oid target, int64 job_id);
 extern void failures_forget_target(Oid target);
 extern bool failures_lookup(Oid target, int64 job_id, FailingReap *out);
 extern FailingReap *failures_list(Oid target, int *count);
-extern bool failures_should_warn(Oid target, const char *problem);
+extern bool failures_target_failed(Oid target, const char *problem);
+extern bool failures_target_problem(Oid target, FailingReap *out);
 extern void failures_target_ok(Oid target);
 
 #endif							/* FINLIVE_FAILURES_H */

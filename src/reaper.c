@@ -770,7 +770,7 @@ run_isolated(void (*work) (void *), void *arg, const TargetTick *tt,
 				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
 				 errcontext("tier %d, action %s", tier, reaper_action_names[action])));
 	}
-	else if (failures_should_warn(tt->target->jobs, edata->message))
+	else if (failures_target_failed(tt->target->jobs, edata->message))
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
 				 errmsg("could not reap target \"%s\": %s", tt->display_name, edata->message),
@@ -971,20 +971,19 @@ reaper_tick_target(const FinliveCatalog *cat, const Target *target,
 
 	if (target->unusable != NULL)
 	{
-		if (failures_should_warn(target->jobs, target->unusable))
+		if (failures_target_failed(target->jobs, target->unusable))
 			ereport(WARNING,
 					(errmsg("skipping target \"%s\": %s", tt.display_name, target->unusable),
 					 errhint("Register the target again, or remove it with finlive_unregister(); this is logged again at most once an hour while it lasts.")));
 		return;
 	}
-	failures_target_ok(target->jobs);
-
 	/* act as the registering role, with a search_path no one can hijack */
 	sandbox_enter(target->registered_by, FINLIVE_SAFE_SEARCH_PATH, &sb);
 	/* the candidate query's estimate crosses jit_above_cost; compiling it costs more than it runs */
 	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	(void) run_isolated(target_work, &tt, &tt, 0, 0, NULL);
+	if (run_isolated(target_work, &tt, &tt, 0, 0, NULL))
+		failures_target_ok(target->jobs);
 	sandbox_leave(&sb);
 }
 
@@ -1232,6 +1231,26 @@ decision_reason(const TargetTick *tt, const Candidate *c, const Decision *d,
 	}
 }
 
+/* Reading one job for finlive_explain, as the caller, in a subtransaction. */
+typedef struct PeekJob
+{
+	const TargetTick *tt;
+	int64		job_id;
+	Candidate  *rows;
+	int			nrows;
+} PeekJob;
+
+static void
+peek_job(void *arg)
+{
+	PeekJob    *p = (PeekJob *) arg;
+	Sandbox		sb;
+
+	sandbox_enter(GetUserId(), FINLIVE_SAFE_SEARCH_PATH, &sb);
+	p->rows = read_candidates(p->tt, QUERY_PEEK_ONE, p->job_id, NULL, &p->nrows);
+	sandbox_leave(&sb);
+}
+
 /*
  * What would the next tick do with job_id of the target, and why?  Reads as
  * the caller, locks no row and waits for nothing; asks the gate (as the
@@ -1242,7 +1261,6 @@ reaper_explain(const FinliveCatalog *cat, const Target *target, int64 job_id,
 			   JobVerdict *v)
 {
 	TargetTick	tt;
-	Sandbox		sb;
 	Candidate  *c;
 	Decision	d;
 	FailingReap failing;
@@ -1251,6 +1269,8 @@ reaper_explain(const FinliveCatalog *cat, const Target *target, int64 job_id,
 	Oid			busy;
 	ReapAction	action;
 	StringInfoData reason;
+	PeekJob		peek;
+	ErrorData  *edata;
 
 	memset(v, 0, sizeof(*v));
 	tick_init(&tt, cat, target);
@@ -1270,9 +1290,17 @@ reaper_explain(const FinliveCatalog *cat, const Target *target, int64 job_id,
 		return;
 	}
 
-	sandbox_enter(GetUserId(), FINLIVE_SAFE_SEARCH_PATH, &sb);
-	c = read_candidates(&tt, QUERY_PEEK_ONE, job_id, NULL, &n);
-	sandbox_leave(&sb);
+	/* a table altered so that the tick cannot read it: the tick skips it */
+	peek.tt = &tt;
+	peek.job_id = job_id;
+	if (!sandbox_try(peek_job, &peek, true, &edata))
+	{
+		v->action = ACTION_SKIPPED;
+		v->reason = psprintf("the tick cannot read the target: %s", edata->message);
+		return;
+	}
+	c = peek.rows;
+	n = peek.nrows;
 	if (n == 0)
 	{
 		v->action = ACTION_NONE;
@@ -1299,6 +1327,12 @@ reaper_explain(const FinliveCatalog *cat, const Target *target, int64 job_id,
 	{
 		action = ACTION_SKIPPED;
 		appendStringInfo(&reason, "the target cannot be reaped: %s", target->unusable);
+	}
+	else if (failures_target_problem(target->jobs, &failing))
+	{
+		action = ACTION_SKIPPED;
+		appendStringInfo(&reason, "the last tick could not reap the target (%s): it is skipped until that is fixed",
+						 failing.message);
 	}
 	else if (OidIsValid(busy = target_holder(target, &pid)))
 	{
