@@ -16,7 +16,8 @@
 #                              server headers ($(pg_config --includedir-server)/
 #                              postgres.h) and PGXS (postgresql-server-dev-N), make,
 #                              gcc; with "tap" also what the TAP suite needs (prove,
-#                              Test::More, Time::HiRes, IPC::Run, PostgreSQL::Test::Cluster)
+#                              Test::More, Time::HiRes, IPC::Run, libfaketime.so.1,
+#                              PostgreSQL::Test::Cluster)
 #   finlive_want_cmd CMD PKG   queue PKG unless command CMD exists
 #   finlive_want_file FILE PKG queue PKG unless FILE exists
 #   finlive_want_perl MOD PKG  queue PKG unless perl can load MOD
@@ -139,6 +140,12 @@ finlive_install_deps() {
 		finlive_want_perl Test::More perl
 		finlive_want_perl Time::HiRes perl
 		finlive_want_perl IPC::Run libipc-run-perl
+		# t/054 preloads libfaketime (and skips without it)
+		local ft
+		for ft in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1; do
+			[ -e "$ft" ] && break
+		done
+		finlive_want_file "$ft" libfaketime
 	fi
 	finlive_install_wanted
 	# PGXS's bitcode step (the server is built with LLVM) runs the clang it names.
