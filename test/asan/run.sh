@@ -16,9 +16,14 @@
 #  5. runs 1,000,000 mark/clear cycles (plain, re-mark, staged, clear_all,
 #     pg_advisory_unlock_all) and checks that finlive's shared memory
 #     (pg_shmem_allocations), the session's memory and the registry's
-#     capacity (finlive.max_owners owners, then 53400) are flat;
+#     capacity (finlive.max_owners owners, then 53400; 5000 distinct stages
+#     at once) are flat;
 #  6. runs the fuzz pass (test/fuzz/fuzz.py) against the same server, for
-#     the reaper's error paths (ASAN_FUZZ=0 skips it);
+#     the reaper's error paths, the policy arguments, finlive_explain and
+#     finlive_reap_errors (ASAN_FUZZ=0 skips it); then, with
+#     finlive.database = '*', the launcher and a reaper per database:
+#     CREATE EXTENSION, CREATE DATABASE ... TEMPLATE, a reaper terminated,
+#     DROP DATABASE;
 #  7. fails on any sanitizer report, backend crash, suite failure or leak.
 #
 # ASAN_CYCLES (default 1000000), PGPORT (default 56433), ASAN_KEEP=1 keeps
@@ -294,6 +299,43 @@ if [ "${ASAN_FUZZ:-1}" = 1 ]; then
 		>"$work/fuzz.out" 2>&1 || true
 	echo "asan: fuzz pass against the sanitized server in $(( $(date +%s) - t_fuzz )) s: $(grep -E '^  calls' "$work/fuzz.out" | tr -s ' ') ($(grep '^RESULT' "$work/fuzz.out" || echo 'no result'); its answers are judged by test/fuzz/run.sh)"
 fi
+
+# -- 6b. the launcher and a reaper per database (finlive.database = '*'):
+#        CREATE EXTENSION starts one, CREATE DATABASE ... TEMPLATE and DROP
+#        DATABASE move it out of the way, a reaper that is terminated is
+#        restarted by the launcher.  DDL that fails here is a failure too.
+t_dbs=$(date +%s)
+psql -d postgres -c "ALTER SYSTEM SET finlive.database = '*'"
+psql -d postgres -c "SELECT pg_reload_conf()" >/dev/null
+reaper_in() {   # DB [SECONDS]: wait until a reaper runs in DB
+	local i
+	for i in $(seq 1 $(( ${2:-20} * 10 ))); do
+		[ "$(psql -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'finlive reaper' AND datname = '$1'")" = 1 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+dbs_ok=0
+for i in 1 2 3; do
+	psql -d postgres -c "CREATE DATABASE asan_db$i" &&
+		psql -d "asan_db$i" -c "CREATE EXTENSION finlive" || { fail "CREATE DATABASE/EXTENSION asan_db$i"; continue; }
+	reaper_in "asan_db$i" || fail "no reaper in asan_db$i 20 s after CREATE EXTENSION"
+	psql -d postgres -c "CREATE DATABASE asan_copy$i TEMPLATE asan_db$i" ||
+		fail "CREATE DATABASE ... TEMPLATE asan_db$i (its reaper in the way?)"
+	if reaper_in "asan_copy$i"; then
+		psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		                      WHERE backend_type = 'finlive reaper' AND datname = 'asan_copy$i'" >/dev/null
+		reaper_in "asan_copy$i" 20 || fail "the reaper of asan_copy$i was not restarted after it was terminated"
+	else
+		fail "no reaper in asan_copy$i (a copy of a database with finlive)"
+	fi
+	psql -d postgres -c "DROP DATABASE asan_db$i" || fail "DROP DATABASE asan_db$i (its reaper in the way?)"
+	psql -d postgres -c "DROP DATABASE asan_copy$i" || fail "DROP DATABASE asan_copy$i (its reaper in the way?)"
+	dbs_ok=$((dbs_ok + 1))
+done
+psql -d postgres -c "ALTER SYSTEM RESET finlive.database"
+psql -d postgres -c "SELECT pg_reload_conf()" >/dev/null
+echo "asan: reapers per database: $dbs_ok of 3 rounds of CREATE EXTENSION / TEMPLATE copy / reaper terminated / DROP DATABASE in $(( $(date +%s) - t_dbs )) s"
 
 # ASAN_SELFTEST=1: prove the harness sees a report.  A throwaway instrumented
 # function overflows a heap buffer by one byte; the run must then FAIL.

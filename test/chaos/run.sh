@@ -6,7 +6,7 @@
 # as root on Debian 12:
 #
 #   bash test/chaos/run.sh                  # CHAOS_MODE=short (CI): about 3 min
-#   CHAOS_MODE=long bash test/chaos/run.sh  # >= 10,000 jobs and >= 500 faults
+#   CHAOS_MODE=long bash test/chaos/run.sh  # >= 10,000 jobs and >= 500 faults (about 15 min)
 #
 # Knobs (environment): CHAOS_SEED, CHAOS_PROCS, CHAOS_THREADS, CHAOS_DURATION,
 # CHAOS_MIN_JOBS, CHAOS_MIN_FAULTS, CHAOS_FAULT_INTERVAL, CHAOS_MAX_DURATION,
