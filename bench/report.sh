@@ -77,7 +77,7 @@ cell() {
 	det.burst)
 		echo "**$(fld "$v" "$k" 1) ticks**, last reap after **$(fld "$v" "$k" 2) ms** (first $(fld "$v" "$k" 3) ms; $(fld "$v" "$k" 5) reaped, in $(fld "$v" "$k" 4) reaping transactions) $(ver "$v" det.burst_ticks det.burst_ms)" ;;
 	lim.wal)
-		echo "**$(fld "$v" "$k" 1) B** first after CHECKPOINT, **$(fld "$v" "$k" 2) B** later (max of 5: $(fld "$v" "$k" 8)); pages dirtied $(fld "$v" "$k" 3) / $(fld "$v" "$k" 4); $(fld "$v" "$k" 5) defers $(ver "$v" lim.wal_first lim.wal_later lim.dirtied)" ;;
+		echo "the tick's own WAL **$(fld "$v" "$k" 9) B** first after CHECKPOINT, **$(fld "$v" "$k" 10) B** later (transaction id: $(fld "$v" "$k" 11) / $(fld "$v" "$k" 12)); WAL position around it $(fld "$v" "$k" 1) B, later max $(fld "$v" "$k" 2) B (each later tick, position/own: $(fld "$v" "$k" 8))$(r=$(fld "$v" "$k" 7); [ -z "$r" ] || echo ", records: $r"); pages dirtied $(fld "$v" "$k" 3) / $(fld "$v" "$k" 4); $(fld "$v" "$k" 5) defers $(ver "$v" lim.wal_first lim.wal_later lim.dirtied)" ;;
 	lim.shmem)
 		echo "**$(fld "$v" "$k" 1) B** of segment (allocations $(fld "$v" "$k" 2) B, of which 'finlive%'-named $(fld "$v" "$k" 3) B)" ;;
 	lim.lockroom)

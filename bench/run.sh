@@ -59,7 +59,7 @@ finlive_want_cmd valgrind valgrind
 finlive_want_cmd callgrind_annotate valgrind
 finlive_want_file "$PGBIN/pgbench" "postgresql-client-$PG_MAJOR"
 finlive_want_file "$PGBIN/psql" "postgresql-client-$PG_MAJOR"
-finlive_want_cmd git git
+[ -n "${FINLIVE_BENCH_COMMIT:-}" ] || finlive_want_cmd git git
 finlive_install_wanted
 # pg_walinspect (used only to break down WAL that should not be there)
 # comes with Debian's server package
@@ -98,24 +98,36 @@ chown -R postgres: "$work/src"
 runuser -u postgres -- make -C "$work/src" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
 runuser -u postgres -- make -C "$work/src" -s PG_CONFIG="$PG_CONFIG" >/dev/null 2>"$work/build.log" ||
 	{ cat "$work/build.log" >&2; exit 1; }
-make -C "$work/src" -s PG_CONFIG="$PG_CONFIG" install DESTDIR="$work/stage" >/dev/null
-chmod -R a+rX "$work/stage"
 libdir=$("$PG_CONFIG" --pkglibdir)
+# The private prefix needs Debian's extension_destdir; a server without it
+# (PostgreSQL 19 so far) gets the build installed into its own directories,
+# which only a fresh root (test/roots.sh) may do: nothing else uses them.
+if "$PGBIN/postgres" --describe-config 2>/dev/null | grep -q '^extension_destdir'; then
+	make -C "$work/src" -s PG_CONFIG="$PG_CONFIG" install DESTDIR="$work/stage" >/dev/null
+	chmod -R a+rX "$work/stage"
+	stage_conf=("dynamic_library_path = '$work/stage$libdir:\$libdir'" "extension_destdir = '$work/stage'")
+	expect_so=$work/stage$libdir/finlive.so
+elif [ -n "${FINLIVE_ROOT_VERSION:-}" ]; then
+	make -C "$work/src" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+	stage_conf=()
+	expect_so=$libdir/finlive.so
+else
+	echo "bench: this server has no extension_destdir; run bench/run.sh in a root (bench/matrix.sh $PG_MAJOR)" >&2
+	exit 1
+fi
 
 # shellcheck source=test/cluster.sh
 . "$here/test/cluster.sh"
 # keep the server log of every run (also of a server that failed to start)
-eval "cluster_stop_orig$(declare -f cluster_stop | tail -n +2)"
+eval "cluster_stop_orig() $(declare -f cluster_stop | tail -n +2)"
 cluster_stop() {
 	[ -z "${CLUSTER_DIR:-}" ] || cp "$CLUSTER_DIR/server.log" "$out/server-$PG_MAJOR.log" 2>/dev/null || true
 	cluster_stop_orig
 }
 # A reaper per database: 20 idle databases, STREAMS copies and the rest
 # need more background worker slots than the default 8.
-cluster_start \
-	"dynamic_library_path = '$work/stage$libdir:\$libdir'" \
-	"extension_destdir = '$work/stage'" \
-	"max_worker_processes = 48"
+trap cleanup EXIT
+cluster_start "${stage_conf[@]}" "max_worker_processes = 48"
 trap cleanup EXIT
 pg_bin=$PGBIN
 
@@ -139,7 +151,7 @@ SELECT pg_backend_pid() AS pid \gset
 \! grep -o '/[^ ]*finlive\.so.*' /proc/$FINLIVE_BENCH_PID/maps | sort -u
 EOF
 )
-if [ "$loaded" != "$work/stage$libdir/finlive.so" ]; then
+if [ "$loaded" != "$expect_so" ]; then
 	echo "bench: backends load an unexpected finlive.so: $loaded" >&2
 	exit 1
 fi
@@ -347,14 +359,18 @@ fig tick.work "$same_work|$ref"
 # BUFFERS of the tick also counts the pages it dirtied); the first tick
 # right after a CHECKPOINT, then 5 more.
 say "limits: WAL written by a tick that only defers 1,000 owned jobs"
-wal_tick() { # -> "bytes|dirtied|defers|lsn0|lsn1"
-	psql_v -d bench_100000 <<'EOF'
+wal_tick() { # -> "lsn-bytes|dirtied|defers|lsn0|lsn1|own-wal-bytes|xid"
+	psql_v -q -d bench_100000 <<'EOF'
 SELECT pg_current_wal_lsn() AS l0 \gset
+BEGIN;
 SELECT bench_explain_tick() AS ex \gset
+SELECT coalesce(pg_current_xact_id_if_assigned()::text, 'none') AS xid \gset
+COMMIT;
 SELECT pg_current_wal_lsn() AS l1 \gset
 SELECT pg_wal_lsn_diff(:'l1', :'l0') || '|' ||
        ((:'ex'::jsonb)->0->'Plan'->>'Shared Dirtied Blocks') || '|' ||
-       ((:'ex'::jsonb)->0->'Plan'->>'Actual Rows') || '|' || :'l0' || '|' || :'l1';
+       ((:'ex'::jsonb)->0->'Plan'->>'Actual Rows')::numeric::bigint || '|' || :'l0' || '|' || :'l1' || '|' ||
+       ((:'ex'::jsonb)->0->'Plan'->>'WAL Bytes') || '|' || :'xid';
 EOF
 }
 wal_records() { # lsn0 lsn1 -> record types between them
@@ -370,26 +386,33 @@ AS $fn$
 DECLARE
     plan text;
 BEGIN
-    EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM finlive_reap_once()' INTO plan;
+    EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, WAL, FORMAT JSON) SELECT * FROM finlive_reap_once()' INTO plan;
     RETURN plan;
 END;
 $fn$;
 EOF
 psql_q -d bench_100000 -c "CHECKPOINT"
-IFS='|' read -r w_first d_first n_first l0 l1 <<<"$(wal_tick)"
+# The tick's own WAL: EXPLAIN's WAL Bytes (what this backend wrote during
+# the tick) plus, if the tick took a transaction id, its commit record;
+# the WAL position around it also counts what other processes wrote meanwhile.
+IFS='|' read -r w_first d_first n_first l0 l1 o_first x_first <<<"$(wal_tick)"
 rec_first=
 [ "$w_first" != 0 ] && rec_first=$(wal_records "$l0" "$l1")
-w_later=0; d_later=0; rec_later=; w_later_all=
+w_later=0; d_later=0; o_later=0; rec_later=; w_later_all=; x_later=none
 for i in 1 2 3 4 5; do
-	IFS='|' read -r w d n l0 l1 <<<"$(wal_tick)"
-	w_later_all="$w_later_all $w"
+	IFS='|' read -r w d n l0 l1 o x <<<"$(wal_tick)"
+	w_later_all="$w_later_all $w/$o"
 	((w > w_later)) && w_later=$w
 	((d > d_later)) && d_later=$d
+	((o > o_later)) && o_later=$o
+	[ "$x" = none ] || x_later=$x
 	[ "$w" != 0 ] && [ -z "$rec_later" ] && rec_later=$(wal_records "$l0" "$l1")
 done
-fig lim.wal "$w_first|$w_later|$d_first|$d_later|$n_first|$rec_first|$rec_later|${w_later_all# }"
-goal lim.wal_first "$w_first" '<=' 0
-goal lim.wal_later "$w_later" '<=' 0
+fig lim.wal "$w_first|$w_later|$d_first|$d_later|$n_first|$rec_first|$rec_later|${w_later_all# }|$o_first|$o_later|$x_first|$x_later"
+own_first=$o_first; [ "$x_first" = none ] || own_first=$((o_first + 1))
+own_later=$o_later; [ "$x_later" = none ] || own_later=$((o_later + 1))
+goal lim.wal_first "$own_first" '<=' 0
+goal lim.wal_later "$own_later" '<=' 0
 goal lim.dirtied "$((d_first > d_later ? d_first : d_later))" '<=' 0
 
 stop_holders
