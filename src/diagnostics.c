@@ -122,6 +122,22 @@ stages_array(const GuardedStages *stages)
 										   -1, false, TYPALIGN_INT));
 }
 
+/*
+ * Why the reaper skips the target, or NULL: it is unusable (targets_load
+ * says why), or its last tick failed (failures.c remembers why).
+ */
+static char *
+broken_reason(const Target *t)
+{
+	FailingReap problem;
+
+	if (t->unusable != NULL)
+		return t->unusable;
+	if (failures_target_problem(t->jobs, &problem))
+		return psprintf("the last tick could not reap it: %s", problem.message);
+	return NULL;
+}
+
 /* May the current role read every table of the target?  Else which not. */
 static char *
 unreadable_tables(const Target *t)
@@ -210,18 +226,14 @@ finlive_target_problems(PG_FUNCTION_ARGS)
 	foreach(lc, load_targets(&cat))
 	{
 		Target	   *t = (Target *) lfirst(lc);
-		FailingReap problem;
+		char	   *broken = broken_reason(t);
 		Datum		values[2];
 		bool		nulls[2] = {false};
 
-		if (t->unusable != NULL)
-			values[1] = CStringGetTextDatum(t->unusable);
-		else if (failures_target_problem(t->jobs, &problem))
-			values[1] = CStringGetTextDatum(psprintf("the last tick could not reap it: %s",
-													 problem.message));
-		else
+		if (broken == NULL)
 			continue;
 		values[0] = ObjectIdGetDatum(t->jobs);
+		values[1] = CStringGetTextDatum(broken);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();
@@ -760,17 +772,13 @@ finlive_audit(PG_FUNCTION_ARGS)
 	{
 		Target	   *t = (Target *) lfirst(lc);
 		char	   *unreadable = unreadable_tables(t);
-		FailingReap problem;
+		char	   *broken;
 		FailingReap *failing;
 		int			nfailing;
 		int			i;
 
-		if (t->unusable != NULL)
-			findings = add_finding(findings, "broken_target", t->jobs, false, 0, 0,
-								   pstrdup(t->unusable));
-		else if (failures_target_problem(t->jobs, &problem))
-			findings = add_finding(findings, "broken_target", t->jobs, false, 0, 0,
-								   psprintf("the last tick could not reap it: %s", problem.message));
+		if ((broken = broken_reason(t)) != NULL)
+			findings = add_finding(findings, "broken_target", t->jobs, false, 0, 0, broken);
 		if (unreadable != NULL)
 		{
 			findings = add_finding(findings, "unreadable_target", t->jobs, false, 0, 0,

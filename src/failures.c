@@ -91,27 +91,42 @@ make_key(Oid target, int64 job_id)
 	return key;
 }
 
+/*
+ * The entry of (target, job_id), made if new (NULL when the table is
+ * full).  Caller holds failures_lock exclusively.
+ */
+static FailureEntry *
+enter_entry(Oid target, int64 job_id, TimestampTz now)
+{
+	FailureKey	key = make_key(target, job_id);
+	FailureEntry *entry;
+	bool		found;
+
+	entry = hash_search(failures, &key, HASH_ENTER_NULL, &found);
+	if (entry != NULL && !found)
+	{
+		memset(&entry->reap, 0, sizeof(entry->reap));
+		entry->reap.target = target;
+		entry->reap.job_id = job_id;
+		entry->reap.first_failed_at = now;
+		entry->problem_hash = 0;
+		entry->warned_at = 0;
+	}
+	return entry;
+}
+
 /* One more failed attempt at reaping job_id of target. */
 void
 failures_record(Oid target, int64 job_id, int tier, const char *action,
 				const ErrorData *edata)
 {
-	FailureKey	key = make_key(target, job_id);
 	FailureEntry *entry;
-	bool		found;
 	TimestampTz now = GetCurrentTimestamp();
 
 	LWLockAcquire(failures_lock, LW_EXCLUSIVE);
-	entry = hash_search(failures, &key, HASH_ENTER_NULL, &found);
+	entry = enter_entry(target, job_id, now);
 	if (entry != NULL)
 	{
-		if (!found)
-		{
-			memset(&entry->reap, 0, sizeof(entry->reap));
-			entry->reap.target = target;
-			entry->reap.job_id = job_id;
-			entry->reap.first_failed_at = now;
-		}
 		entry->reap.tier = tier;
 		strlcpy(entry->reap.action, action, sizeof(entry->reap.action));
 		entry->reap.failures++;
@@ -203,25 +218,17 @@ failures_list(Oid target, int *count)
 bool
 failures_target_failed(Oid target, const char *problem)
 {
-	FailureKey	key = make_key(target, TARGET_ENTRY);
 	FailureEntry *entry;
-	bool		found;
 	bool		warn = true;
 	uint32		hash = hash_bytes((const unsigned char *) problem, strlen(problem));
 	TimestampTz now = GetCurrentTimestamp();
 
 	LWLockAcquire(failures_lock, LW_EXCLUSIVE);
-	entry = hash_search(failures, &key, HASH_ENTER_NULL, &found);
+	entry = enter_entry(target, TARGET_ENTRY, now);
 	if (entry != NULL)
 	{
-		if (!found)
-		{
-			memset(&entry->reap, 0, sizeof(entry->reap));
-			entry->reap.target = target;
-			entry->reap.first_failed_at = now;
-		}
-		else if (entry->problem_hash == hash &&
-				 !TimestampDifferenceExceeds(entry->warned_at, now, TARGET_WARN_MS))
+		if (entry->warned_at != 0 && entry->problem_hash == hash &&
+			!TimestampDifferenceExceeds(entry->warned_at, now, TARGET_WARN_MS))
 			warn = false;
 		entry->reap.failures++;
 		entry->reap.last_failed_at = now;
