@@ -85,7 +85,10 @@ SELECT * FROM finlive_reap_once() ORDER BY target::text, job_id;
 SELECT * FROM calls WHERE called LIKE '%impostor%';
 SELECT id, status FROM jobs WHERE id = 2;
 
--- Renaming the gate back makes it the registered function again.
+-- Renaming the gate back does not make the target usable again: a hook
+-- once found renamed is recorded as lost (so that no pg_dump or pg_upgrade
+-- can bind a function created later under its name), until the target is
+-- registered again.
 DROP FUNCTION green(bigint);
 ALTER FUNCTION green_old(bigint) RENAME TO green;
 SELECT * FROM finlive_target_problems() ORDER BY target::text;
@@ -97,6 +100,7 @@ CREATE FUNCTION advance(job bigint, tier integer, status text) RETURNS void
 LANGUAGE sql AS $$ INSERT INTO sec_replaced.calls VALUES (job, 'the advance registered again') $$;
 SELECT finlive_register('jobs', 'runs', 'tasks',
                         on_reap => 'advance(bigint, integer, text)');
+SELECT finlive_register('gated_jobs', 'runs', 'tasks', gate => 'green(bigint)');
 SELECT count(*) AS problems FROM finlive_target_problems();
 SELECT count(*) AS broken FROM finlive_audit() WHERE reason = 'broken_target';
 SELECT * FROM finlive_reap_once() ORDER BY target::text, job_id;
