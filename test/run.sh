@@ -8,7 +8,8 @@
 #
 #   bash test/run.sh                      # everything
 #   SUITES="regress tap" bash test/run.sh # a subset, from:
-#     regress isolation tap   the extension's own suites (pg_regress, isolation, TAP)
+#     regress isolation tap   the extension's own suites (pg_regress, isolation, TAP;
+#                             FINLIVE_TAP_JOBS=N runs N TAP files at once, default 1)
 #     python                  the Python client against a server and a PgBouncer
 #     package                 the Debian package: built, installed with apt, checked
 #     fuzz                    thousands of bad calls; tables altered under the reaper
@@ -84,7 +85,7 @@ for s in $suites; do
 	case $s in
 	regress)   run_suite "pg_regress" installcheck-regress ;;
 	isolation) run_suite "isolation" installcheck-isolation ;;
-	tap)       run_suite "TAP" installcheck-tap ;;
+	tap)       run_suite "TAP" installcheck-tap PROVE_FLAGS="-j${FINLIVE_TAP_JOBS:-1} ${PROVE_FLAGS:-}" ;;
 	python)    run_script "Python client" bash "$here/clients/python/run-tests.sh" ;;
 	package)   run_script "Debian package" bash "$here/packaging/build-deb.sh" ;;
 	fuzz)      run_script "fuzz pass" env FINLIVE_SKIP_INSTALL=1 bash "$here/test/fuzz/run.sh" ;;
