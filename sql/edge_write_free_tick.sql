@@ -69,7 +69,7 @@ SELECT count(owner_mark(id, id, 'deploy-staging')) AS finalizers_alive
   FROM jobs WHERE id <= 10;
 SELECT count(owner_mark(id, id, 'build')) AS workers_alive
   FROM jobs WHERE id BETWEEN 101 AND 110;
-VACUUM jobs;   -- hint bits and visibility set, as on a table the reaper has seen
+VACUUM jobs, runs, tasks;   -- hint bits set, as on tables the reaper has seen
 
 -- Ticks that only defer and leave jobs alone write nothing.
 SELECT * FROM tick_wal();
