@@ -69,7 +69,7 @@ cell() {
 	reap.isocost)
 		echo "$(fld "$v" "$k" 1)× ($(fld "$v" "$k" 2) vs $(fld "$v" "$k" 3) ms: $(fld "$v" "$k" 4) ms per 1,000 jobs)" ;;
 	det.idle | det.100k)
-		echo "p50 $(fld "$v" "$k" 1), **p95 $(fld "$v" "$k" 2)**, max $(fld "$v" "$k" 3) ms ($(fld "$v" "$k" 4) trials, $(fld "$v" "$k" 5) missed) $(ver "$v" "$k")" ;;
+		echo "p50 $(fld "$v" "$k" 1), **p95 $(fld "$v" "$k" 2)**, max $(fld "$v" "$k" 3) ms ($(fld "$v" "$k" 4) trials, $(fld "$v" "$k" 5) missed; p50s from the signal: reaping transaction started $(fld "$v" "$k" 6), row changed $(fld "$v" "$k" 10), then visible $(fld "$v" "$k" 11) ms later (p95 $(fld "$v" "$k" 12)); $(fld "$v" "$k" 7) µs per poll) $(ver "$v" "$k")" ;;
 	det.periodic | det.periodic100k)
 		echo "p50 $(s_of "$(fld "$v" "$k" 1)"), p95 $(s_of "$(fld "$v" "$k" 2)"), max $(s_of "$(fld "$v" "$k" 3)") s ($(fld "$v" "$k" 4) trials, $(fld "$v" "$k" 5) missed)" ;;
 	det.ratio | det.ratio100k)

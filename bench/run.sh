@@ -487,7 +487,8 @@ reaper_of() {
 # MODE wake: poll continuously; periodic: poll every 1 ms, and terminate
 # the owner at a random moment of the naptime (a periodic reaper's delay
 # depends on where in its period the owner dies; right after a tick would
-# measure the worst case).  Each line of OUT: seen_ms|log_ms|polls|status|deferred
+# measure the worst case).  Each line of OUT:
+# seen_ms|log_ms|polls|status|upd_ms|deferred
 trials() {
 	local db=$1 mode=$2 n=$3 job=$4 o=$5 k owner sh def poll=0
 	[ "$mode" = periodic ] && poll=1
@@ -505,7 +506,7 @@ trials() {
 			sleep 0.01
 		done
 		if [ -z "$owner" ]; then
-			echo "||||no-owner" >>"$o"
+			echo "|||||no-owner" >>"$o"
 			kill "$sh" 2>/dev/null || true
 			wait "$sh" 2>/dev/null || true
 			continue
@@ -516,7 +517,7 @@ trials() {
 		if [ "$mode" = periodic ]; then
 			sleep "$(awk -v s="$(od -An -N2 -tu2 /dev/urandom)" -v n="$nap_ms" 'BEGIN { printf "%.3f", s / 65536 * n / 1000 }')"
 		fi
-		echo "$(psql_v -d "$db" -c "SELECT seen_ms, log_ms, polls, new_status FROM bench_detect($owner, $job, $poll)")|$def" >>"$o"
+		echo "$(psql_v -d "$db" -c "SELECT seen_ms, log_ms, polls, new_status, upd_ms FROM bench_detect($owner, $job, $poll)")|$def" >>"$o"
 		wait "$sh" 2>/dev/null || true
 	done
 }
@@ -525,9 +526,9 @@ dstats() {
 	local f=$1
 	echo "$(fmt "$(awk -F'|' '$1 != "" { print $1 }' "$f" | pct 0.5)" 2) $(fmt "$(awk -F'|' '$1 != "" { print $1 }' "$f" | pct 0.95)" 2) $(fmt "$(awk -F'|' '$1 != "" { print $1 }' "$f" | pct 1)" 2) $(awk -F'|' '$1 != "" { n++ } END { print n + 0 }' "$f") $(awk -F'|' '$1 == "" { n++ } END { print n + 0 }' "$f")"
 }
-dextra() { # "log p50|poll us|outcomes|not deferred first"
+dextra() { # "log p50|us per poll|outcomes|not deferred first|row changed p50|visible after that p50|p95"
 	local f=$1
-	echo "$(fmt "$(awk -F'|' '$2 != "" { print $2 }' "$f" | pct 0.5)" 2)|$(awk -F'|' '$1 != "" && $3 > 0 { s += 1000 * $1 / $3; n++ } END { if (n) printf "%.0f", s / n; else print "nan" }' "$f")|$(awk -F'|' '{ print ($4 == "" ? "none" : $4) }' "$f" | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep = ", " }')|$(awk -F'|' '$5 != "deferred" { n++ } END { print n + 0 }' "$f")"
+	echo "$(fmt "$(awk -F'|' '$2 != "" { print $2 }' "$f" | pct 0.5)" 2)|$(awk -F'|' '$1 != "" && $3 > 0 { s += $1; n += $3 } END { if (n) printf "%.1f", 1000 * s / n; else print "nan" }' "$f")|$(awk -F'|' '{ print ($4 == "" ? "none" : $4) }' "$f" | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep = ", " }')|$(awk -F'|' '$6 != "deferred" { n++ } END { print n + 0 }' "$f")|$(fmt "$(awk -F'|' '$5 != "" { print $5 }' "$f" | pct 0.5)" 2)|$(fmt "$(awk -F'|' '$5 != "" && $1 != "" { print $1 - $5 }' "$f" | pct 0.5)" 2)|$(fmt "$(awk -F'|' '$5 != "" && $1 != "" { print $1 - $5 }' "$f" | pct 0.95)" 2)"
 }
 raw_trials() { awk -F'|' '{ printf "%s%s", (NR > 1 ? " " : ""), ($1 == "" ? "-" : sprintf("%.2f", $1)) }' "$1"; }
 

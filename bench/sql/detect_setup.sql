@@ -13,10 +13,27 @@ CREATE TABLE det_jobs (
     task_id      bigint,
     attempts     integer NOT NULL DEFAULT 0,
     max_attempts integer NOT NULL DEFAULT 3,
-    started_at   timestamptz
+    started_at   timestamptz,
+    reaped_at    timestamptz            -- set by the trigger below
 );
 CREATE INDEX det_jobs_running ON det_jobs (id) WHERE status = 'running';
 SELECT finlive_register('det_jobs', 'det_runs', 'det_tasks');
+
+-- When, inside the reaping transaction, the job's row was changed (the
+-- application's own trigger, run by the reaper's UPDATE): splits the delay
+-- into the wake-up, the reap, and its commit becoming visible.
+CREATE FUNCTION det_jobs_reaped_at() RETURNS trigger
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    IF NEW.status <> OLD.status THEN
+        NEW.reaped_at := clock_timestamp();
+    END IF;
+    RETURN NEW;
+END;
+$fn$;
+CREATE TRIGGER det_jobs_reaped_at BEFORE UPDATE ON det_jobs
+    FOR EACH ROW EXECUTE FUNCTION det_jobs_reaped_at();
 
 -- One trial's job, owned by the session that calls finlive_mark next.
 CREATE PROCEDURE bench_detect_job(p_job bigint)
@@ -34,10 +51,12 @@ $fn$;
 -- volatile PL/pgSQL function takes a new snapshot, so a poll sees the
 -- reaper's commit.  t0 is read before the signal is sent: the figure
 -- includes its delivery and the owner's exit.  log_ms: when the reaping
--- transaction started (finlive_reap_log.at), from the same t0.
+-- transaction started (finlive_reap_log.at), upd_ms: when it changed the
+-- row (the trigger), both from the same t0.
 CREATE FUNCTION bench_detect(p_owner integer, p_job bigint, p_poll_ms float8 DEFAULT 0,
                              OUT seen_ms float8, OUT log_ms float8,
-                             OUT polls bigint, OUT new_status text)
+                             OUT polls bigint, OUT new_status text,
+                             OUT upd_ms float8)
 LANGUAGE plpgsql
 AS $fn$
 DECLARE
@@ -64,6 +83,8 @@ BEGIN
       FROM finlive_reap_log l
      WHERE l.target = 'det_jobs'::regclass AND l.job_id = p_job;
     log_ms := extract(epoch FROM t_log - t0) * 1000;
+    SELECT extract(epoch FROM j.reaped_at - t0) * 1000 INTO upd_ms
+      FROM det_jobs j WHERE j.id = p_job;
 END;
 $fn$;
 
