@@ -267,6 +267,9 @@ CREATE TABLE {Q}marks (token bigint, target text, job_id bigint, epoch int,
     client text, seq bigint, kind text, at timestamptz DEFAULT clock_timestamp());
 CREATE TABLE {Q}client_events (kind text, target text, job_id bigint, epoch int,
     client text, detail text, at timestamptz DEFAULT clock_timestamp());
+-- for the checks' joins over a long run
+CREATE INDEX ON {Q}transitions (target, job_id);
+CREATE INDEX ON {Q}hook_calls (target, job_id);
 
 -- Who is changing a job: a client's application_name, or the one the
 -- worker reports in pg_stat_activity (it has no application_name setting).
