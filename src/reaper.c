@@ -160,6 +160,7 @@ typedef struct TargetTick
 typedef enum JobStatement
 {
 	STMT_LOCK_ONE,
+	STMT_RUN,
 	STMT_UPDATE,
 	STMT_LOG,
 	NUM_JOB_STATEMENTS
@@ -294,10 +295,23 @@ candidate_sql(const TargetTick *tt, CandidateQuery query)
 							  ? " AND j.id OPERATOR(pg_catalog.=) ANY ($5)" : "");
 			break;
 		case QUERY_LOCK_ONE:
-			filter = " WHERE j.status OPERATOR(pg_catalog.=) 'running'"
-				"   AND j.id OPERATOR(pg_catalog.=) $1"
-				" FOR UPDATE OF j SKIP LOCKED";
-			break;
+
+			/*
+			 * The job's row alone (one index probe), locked: its run and
+			 * stage are read by a statement of their own (run_sql), so that
+			 * neither statement's executor grows large.
+			 */
+			return psprintf("SELECT j.id::pg_catalog.int8, j.status::pg_catalog.text,"
+							"       j.attempts::pg_catalog.int4, j.max_attempts::pg_catalog.int4,"
+							"       j.started_at::pg_catalog.timestamptz,"
+							"       NULL::pg_catalog.int4, NULL::pg_catalog.timestamptz,"
+							"       NULL::pg_catalog.text, j.tableoid, j.ctid,"
+							"       j.run_id::pg_catalog.int8, j.task_id::pg_catalog.int8"
+							"  FROM %s j"
+							" WHERE j.status OPERATOR(pg_catalog.=) 'running'"
+							"   AND j.id OPERATOR(pg_catalog.=) $1"
+							" FOR UPDATE OF j SKIP LOCKED",
+							targets_name(t->jobs));
 		case QUERY_RUNNING:
 			filter = " WHERE j.status OPERATOR(pg_catalog.=) 'running' ORDER BY j.id";
 			break;
@@ -309,7 +323,8 @@ candidate_sql(const TargetTick *tt, CandidateQuery query)
 	return psprintf("SELECT j.id::pg_catalog.int8, j.status::pg_catalog.text,"
 					"       j.attempts::pg_catalog.int4, j.max_attempts::pg_catalog.int4,"
 					"       j.started_at::pg_catalog.timestamptz,"
-					"       r.exit_code, r.finished_at, %s, j.tableoid, j.ctid"
+					"       r.exit_code, r.finished_at, %s, j.tableoid, j.ctid,"
+					"       j.run_id::pg_catalog.int8, j.task_id::pg_catalog.int8"
 					"  FROM %s j"
 					"  LEFT JOIN LATERAL (SELECT r.exit_code::pg_catalog.int4,"
 					"                            r.finished_at::pg_catalog.timestamptz"
@@ -340,6 +355,50 @@ job_statement(const TargetTick *tt, JobStatement which, const char *sql, int nar
 				 SPI_result_code_string(SPI_result));
 	}
 	return tt->plans[which];
+}
+
+/* The run and the stage of a locked job, by its run_id ($1) and task_id ($2). */
+static char *
+run_sql(const TargetTick *tt)
+{
+	const Target *t = tt->target;
+
+	return psprintf("SELECT r.exit_code, r.finished_at, %s"
+					"  FROM (SELECT $1::pg_catalog.int8 AS run_id, $2::pg_catalog.int8 AS task_id) k"
+					"  LEFT JOIN LATERAL (SELECT r.exit_code::pg_catalog.int4,"
+					"                            r.finished_at::pg_catalog.timestamptz"
+					"                       FROM %s r"
+					"                      WHERE r.id OPERATOR(pg_catalog.=) k.run_id"
+					"                      LIMIT 1) r ON true",
+					OidIsValid(t->tasks)
+					? psprintf("(SELECT tk.stage::pg_catalog.text FROM %s tk"
+							   " WHERE tk.id OPERATOR(pg_catalog.=) k.task_id LIMIT 1)",
+							   targets_name(t->tasks))
+					: "NULL::pg_catalog.text",
+					targets_name(t->runs));
+}
+
+/* Read the run and the stage of a locked job into it. */
+static void
+read_run(const TargetTick *tt, Candidate *c)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		args[2] = {Int64GetDatum(c->run_id), Int64GetDatum(c->task_id)};
+	char		nulls[2] = {c->run_id_isnull ? 'n' : ' ', c->task_id_isnull ? 'n' : ' '};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	Datum		d;
+
+	if (SPI_execute_plan(job_statement(tt, STMT_RUN, run_sql(tt), 2, types),
+						 args, nulls, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the run of job " INT64_FORMAT, c->job_id);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	d = SPI_getbinval(tup, desc, 1, &c->exit_code_isnull);
+	c->exit_code = c->exit_code_isnull ? 0 : DatumGetInt32(d);
+	d = SPI_getbinval(tup, desc, 2, &c->finished_isnull);
+	c->finished_at = c->finished_isnull ? 0 : DatumGetTimestampTz(d);
+	c->stage = SPI_getvalue(tup, desc, 3);
 }
 
 /* Run a candidate query; the rows, in CurrentMemoryContext. */
@@ -415,6 +474,10 @@ read_candidates(const TargetTick *tt, CandidateQuery query, int64 job_id,
 		c->stage = SPI_getvalue(tup, desc, 8);
 		c->tableoid = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
 		c->ctid = *((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 10, &isnull)));
+		d = SPI_getbinval(tup, desc, 11, &c->run_id_isnull);
+		c->run_id = c->run_id_isnull ? 0 : DatumGetInt64(d);
+		d = SPI_getbinval(tup, desc, 12, &c->task_id_isnull);
+		c->task_id = c->task_id_isnull ? 0 : DatumGetInt64(d);
 	}
 	*count = (int) SPI_processed;
 	return rows;
@@ -709,6 +772,7 @@ job_work(void *arg)
 	c = read_candidates(tt, QUERY_LOCK_ONE, w->job_id, NULL, &n);
 	if (n == 0)
 		return;					/* locked by another transaction, or done */
+	read_run(tt, c);
 	decide(tt, c, &w->d);
 	if (!is_reap(w->d.action))
 	{

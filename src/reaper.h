@@ -49,6 +49,10 @@ typedef struct JobRow
 	char	   *stage;			/* NULL: no task or no tasks table */
 	Oid			tableoid;		/* where the row is */
 	ItemPointerData ctid;
+	bool		run_id_isnull;
+	int64		run_id;
+	bool		task_id_isnull;
+	int64		task_id;
 } JobRow;
 
 /* What finlive_explain() reports about one job. */
