@@ -49,7 +49,7 @@ from .fence import fenced_finalize
 from .listener import ReapEvent, ReapListener
 from . import aio
 
-__version__ = "1.1.0"
+__version__ = "1.3.0"
 
 __all__ = [
     "AlreadyOwned",
