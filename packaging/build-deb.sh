@@ -72,7 +72,7 @@ tar -C "$repo" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' 
 	# build-essential): install what it names as unmet, first alternatives.
 	if ! unmet=$(dpkg-checkbuilddeps 2>&1); then
 		wanted=()
-		for dep in $(sed -n 's/.*Unmet build dependencies: //p' <<<"$unmet" |
+		for dep in $(sed -n 's/.*[Uu]nmet build dependencies: //p' <<<"$unmet" | head -n 1 |
 			sed -E 's/\([^)]*\)//g; s/\[[^]]*\]//g; s/<[^>]*>//g; s/ *\| */|/g'); do
 			dep=${dep%%|*}
 			wanted+=("${dep%%:*}")
