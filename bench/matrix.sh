@@ -38,7 +38,7 @@ git -C "$here" ls-files -z --cached --others --exclude-standard |
 	tar -C "$here" --null --no-recursion -T - -cf - | tar -C "$snap" -xf -
 chmod 755 "$snap"
 export FINLIVE_BENCH_COMMIT=$commit FINLIVE_BENCH_DIRTY=$dirty
-export FINLIVE_ROOT_ENV="ROUNDS SECS CLIENTS TICKS REAPS TRIALS STREAMS IDLE_SECS BURST BENCH_PROFILE"
+export FINLIVE_ROOT_ENV="ROUNDS SECS CLIENTS TICKS REAPS TRIALS STREAMS QUIET_MS IDLE_SECS BURST BENCH_PROFILE PROFILE_TRIALS"
 base=${FINLIVE_ROOT_BASE:-/var/tmp/finlive-roots}
 mkdir -p "$base"
 

@@ -69,6 +69,7 @@ if want det.idle det.100k det.ratio det.ratio100k; then
 				sleep 0.01
 			done
 			psql_q -d prof_detect -c "CALL bench_detect_job($job)"
+			sleep 0.5   # an isolated death: no owner exit in the last 0.5 s
 			psql_v -d prof_detect -c "SELECT seen_ms || '|' || log_ms FROM bench_detect($owner, $job, 0)"
 			wait "$sh" 2>/dev/null || true
 		done

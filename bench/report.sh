@@ -193,7 +193,9 @@ cat <<EOF
   per-job work (lock, re-read, decide, update, the same hook, \`pg_notify\` on the same channel, a log row with
   \`finlive_reap_log\`'s columns) run with and without a BEGIN … EXCEPTION block per job.
 - Detection: in a database of its own (its own reaper at the default naptime), a job past the grace in the
-  guarded stage owned by a live session (deferred: \`finlive_explain\` says so first); \`bench_detect()\`
+  guarded stage owned by a live session (deferred: \`finlive_explain\` says so first), its owner terminated
+  after QUIET_MS without any owner exit (an isolated death: exits within 100 ms of an exit tick are gathered
+  into the next tick by design, which the burst row measures); \`bench_detect()\`
   (\`bench/sql/detect_setup.sql\`) reads \`clock_timestamp()\`, calls \`pg_terminate_backend(owner)\` and polls
   the job's status inside the server continuously (a few µs per poll) until it changes. The periodic reaper is
   the same reaper with \`finlive.fault_injection = 'no_exit_wakeup'\` (owner exits ignored), same naptime; its

@@ -21,10 +21,11 @@
 # the median of the ratios within a round.
 #
 # Knobs (environment; the defaults keep a run near 10 minutes):
-#   ROUNDS (6) x SECS (2): pgbench rounds and seconds per run, CLIENTS (4)
+#   ROUNDS (9) x SECS (2): pgbench rounds and seconds per run, CLIENTS (4)
 #   TICKS (7): ticks per reaper and table; REAPS (5): reaping ticks per reaper
 #   TRIALS (25): detection trials per variant; STREAMS (5): databases the
-#   periodic reaper's trials run in at once; IDLE_SECS (60); BURST (40)
+#   periodic reaper's trials run in at once; QUIET_MS (500: no owner exit
+#   for this long before a wake-up trial); IDLE_SECS (60); BURST (40)
 #   BENCH_PROFILE (auto: profile the missed goals; all; none)
 #   FINLIVE_BENCH_PATCH: a patch for the private copy (harness debugging only)
 #   FINLIVE_BENCH_COMMIT: the commit under test, when the tree has no .git
@@ -36,7 +37,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 bench=$here/bench
-ROUNDS=${ROUNDS:-6}
+ROUNDS=${ROUNDS:-9}
 SECS=${SECS:-2}
 CLIENTS=${CLIENTS:-4}
 TICKS=${TICKS:-7}
@@ -45,6 +46,7 @@ TRIALS=${TRIALS:-25}
 STREAMS=${STREAMS:-5}
 IDLE_SECS=${IDLE_SECS:-60}
 BURST=${BURST:-40}
+QUIET_MS=${QUIET_MS:-500}
 BENCH_PROFILE=${BENCH_PROFILE:-auto}
 export PGPORT=${PGPORT:-55741}
 started=$(date +%s)
@@ -102,7 +104,8 @@ libdir=$("$PG_CONFIG" --pkglibdir)
 # The private prefix needs Debian's extension_destdir; a server without it
 # (PostgreSQL 19 so far) gets the build installed into its own directories,
 # which only a fresh root (test/roots.sh) may do: nothing else uses them.
-if "$PGBIN/postgres" --describe-config 2>/dev/null | grep -q '^extension_destdir'; then
+gucs=$("$PGBIN/postgres" --describe-config 2>/dev/null | cut -f1)
+if grep -qx extension_destdir <<<"$gucs"; then
 	make -C "$work/src" -s PG_CONFIG="$PG_CONFIG" install DESTDIR="$work/stage" >/dev/null
 	chmod -R a+rX "$work/stage"
 	stage_conf=("dynamic_library_path = '$work/stage$libdir:\$libdir'" "extension_destdir = '$work/stage'")
@@ -244,7 +247,7 @@ fig meta.cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 fig meta.cores "$(nproc)"
 fig meta.mem "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 fig meta.os "$(. /etc/os-release; echo "$PRETTY_NAME")"
-fig meta.knobs "ROUNDS=$ROUNDS SECS=$SECS CLIENTS=$CLIENTS TICKS=$TICKS REAPS=$REAPS TRIALS=$TRIALS STREAMS=$STREAMS IDLE_SECS=$IDLE_SECS BURST=$BURST"
+fig meta.knobs "ROUNDS=$ROUNDS SECS=$SECS CLIENTS=$CLIENTS TICKS=$TICKS REAPS=$REAPS TRIALS=$TRIALS STREAMS=$STREAMS QUIET_MS=$QUIET_MS IDLE_SECS=$IDLE_SECS BURST=$BURST"
 fig meta.loadavg "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ========================================================== 1. ownership ===
@@ -484,7 +487,11 @@ reaper_of() {
 	return 1
 }
 # trials DB MODE N FIRST-JOB OUT: N detection trials, one after another.
-# MODE wake: poll continuously; periodic: poll every 1 ms, and terminate
+# MODE wake: an isolated death on an idle server: the owner is terminated
+# after QUIET_MS (500) without any owner exit (the reaper gathers the exits
+# that come within 100 ms of an exit tick into the next tick, by design:
+# the burst row measures that), and the status is polled continuously;
+# periodic: poll every 1 ms, and terminate
 # the owner at a random moment of the naptime (a periodic reaper's delay
 # depends on where in its period the owner dies; right after a tick would
 # measure the worst case).  Each line of OUT:
@@ -516,6 +523,8 @@ trials() {
 		def=$(psql_v -d "$db" -c "SELECT finlive_explain('det_jobs', $job)->>'action'")
 		if [ "$mode" = periodic ]; then
 			sleep "$(awk -v s="$(od -An -N2 -tu2 /dev/urandom)" -v n="$nap_ms" 'BEGIN { printf "%.3f", s / 65536 * n / 1000 }')"
+		else
+			sleep "$(awk -v q="$QUIET_MS" 'BEGIN { printf "%.3f", q / 1000 }')"
 		fi
 		echo "$(psql_v -d "$db" -c "SELECT seen_ms, log_ms, polls, new_status, upd_ms FROM bench_detect($owner, $job, $poll)")|$def" >>"$o"
 		wait "$sh" 2>/dev/null || true
