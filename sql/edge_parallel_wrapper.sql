@@ -7,6 +7,8 @@
 -- This finlive raises 0A000, with a hint to mark the wrapper PARALLEL
 -- RESTRICTED or UNSAFE.
 
+-- (error CONTEXT lines differ between PostgreSQL versions)
+\set SHOW_CONTEXT never
 CREATE SCHEMA edge_par;
 SET search_path = edge_par, public;
 CREATE FUNCTION is_owned(job bigint) RETURNS boolean

@@ -8,6 +8,8 @@
 -- The application's tables, in a schema of their own.  add_job() inserts a
 -- running job with its task and its run (ended ten minutes ago, exit code
 -- 0): every job is due for Tier-2, and they are reaped in id order.
+-- (error CONTEXT lines differ between PostgreSQL versions)
+\set SHOW_CONTEXT never
 CREATE SCHEMA edge_cancel;
 SET search_path = edge_cancel, public;
 CREATE TABLE tasks (id bigint PRIMARY KEY, stage text NOT NULL);

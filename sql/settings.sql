@@ -34,10 +34,13 @@ SET finlive.database = 'postgres';
 -- Bad values.
 SET finlive.enabled = 'maybe';
 \echo SQLSTATE: :SQLSTATE
+-- (the range in the message has units from PostgreSQL 17: the SQLSTATE only)
+\set VERBOSITY sqlstate
 SET finlive.finalize_grace = -1;
 \echo SQLSTATE: :SQLSTATE
 SET finlive.hook_timeout = -1;
 \echo SQLSTATE: :SQLSTATE
+\set VERBOSITY default
 
 -- The prefix is reserved.
 SET finlive.no_such_setting = 1;

@@ -355,9 +355,10 @@ async def test_the_async_listener_reconnects_and_stops_promptly(plain_app, quiet
             started = time.monotonic()
         assert time.monotonic() - started < 1.0, "stop() waited for the poll timeout"
         assert isinstance(gaps[0], float)
-        assert value(admin, "SELECT count(*) FROM pg_stat_activity "
-                            "WHERE application_name = 'finlive-listener' "
-                            "AND pid <> %s", (pid,)) == 0
+        # the server notices the closed connection a moment later
+        assert await wait_until(lambda: value(admin, "SELECT count(*) FROM pg_stat_activity "
+                                                     "WHERE application_name = 'finlive-listener' "
+                                                     "AND pid <> %s", (pid,)) == 0)
     finally:
         admin.close()
 
