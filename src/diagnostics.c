@@ -107,7 +107,7 @@ effective_interval(const PolicyDuration *own, int64 usecs)
 }
 
 static Datum
-stages_array(const GuardedStages *stages)
+stages_array(const NameList *stages)
 {
 	Datum	   *elems = palloc(sizeof(Datum) * Max(stages ? stages->nstages : 0, 1));
 	const char *p = stages ? stages->stages : NULL;
@@ -535,7 +535,7 @@ json_interval(StringInfo buf, const char *key, int64 usecs)
 }
 
 static void
-json_stages(StringInfo buf, const char *key, const GuardedStages *stages)
+json_stages(StringInfo buf, const char *key, const NameList *stages)
 {
 	const char *p = stages ? stages->stages : NULL;
 	int			i;

@@ -235,7 +235,7 @@ tend_database(DbState *state, const char *dbname)
 static void
 report_missing_databases(List *existing)
 {
-	const GuardedStages *list = settings_database_list();
+	const NameList *list = settings_database_list();
 	const char *name;
 	int			i;
 

@@ -542,7 +542,7 @@ decide(const TargetTick *tt, const Candidate *c, Decision *d)
 		else
 		{
 			bool		stage_guarded = p->enabled &&
-				guarded_stages_match(p->guarded_stages, c->stage);
+				name_list_match(p->guarded_stages, c->stage);
 
 			if (stage_guarded && owned_now(tt, c->job_id, d))
 			{
@@ -1059,7 +1059,7 @@ bool
 reaper_job_guarded(const Target *target, const Policy *policy, const char *stage,
 				   int64 job_id)
 {
-	return policy->enabled && guarded_stages_match(policy->guarded_stages, stage) &&
+	return policy->enabled && name_list_match(policy->guarded_stages, stage) &&
 		ownership_lookup(job_id, NULL);
 }
 
@@ -1436,8 +1436,8 @@ reaper_explain(const FinliveCatalog *cat, const Target *target, int64 job_id,
 		appendStringInfoString(&reason, "; dry run is on, so the tick only logs it");
 	/* (the reason of an unfinished claimed job says so already) */
 	if (!tt.policy.enabled && !(d.why == WHY_NOTHING_DUE && target->claim_owned) &&
-		(target->claim_owned || guarded_stages_match(settings_guarded_stages(), c->stage) ||
-		 guarded_stages_match(tt.policy.guarded_stages, c->stage)))
+		(target->claim_owned || name_list_match(settings_guarded_stages(), c->stage) ||
+		 name_list_match(tt.policy.guarded_stages, c->stage)))
 		appendStringInfoString(&reason, "; the kill-switch is off (finlive.enabled, or the target's enabled), so ownership is ignored");
 	if ((is_reap(action) || action == ACTION_DEFER) && reapers_pid_of(MyDatabaseId) == 0)
 		appendStringInfoString(&reason, "; but no reaper works in this database now (see finlive.database), so only finlive_reap_once() would do it");

@@ -6,8 +6,9 @@
  * Every parameter is defined in every process that loads the library, so a
  * superuser session can SET the reaper's settings before calling
  * finlive_reap_once(), exactly as the worker reads them from the server
- * configuration.  finlive.guarded_stages is parsed once, when it is set,
- * into a list the reaper consults per job.
+ * configuration.  The list settings (finlive.guarded_stages and
+ * finlive.database) are parsed once, when they are set, into a NameList
+ * the reaper and the launcher consult.
  *
  *-------------------------------------------------------------------------
  */
@@ -44,15 +45,15 @@ static char *finlive_fault_injection = NULL;
  * installed by their assign hooks (the GUC machinery owns the "extra"
  * memory).  A database list uses the same layout: "*" is "all".
  */
-static GuardedStages *guarded = NULL;
-static GuardedStages *databases = NULL;
+static NameList *guarded = NULL;
+static NameList *databases = NULL;
 
-/* Lay out n names as a GuardedStages, in memory from alloc (NULL: palloc). */
-static GuardedStages *
+/* Lay out n names as a NameList, in memory from alloc (NULL: palloc). */
+static NameList *
 build_list(char **names, int n, void *(*alloc) (Size))
 {
-	Size		len = offsetof(GuardedStages, stages);
-	GuardedStages *list;
+	Size		len = offsetof(NameList, stages);
+	NameList *list;
 	char	   *p;
 	int			i;
 
@@ -75,15 +76,15 @@ build_list(char **names, int n, void *(*alloc) (Size))
 }
 
 /* A target's own guarded_stages, palloc'd. */
-GuardedStages *
-guarded_stages_build(char **names, int n)
+NameList *
+name_list_build(char **names, int n)
 {
 	return build_list(names, n, NULL);
 }
 
 /* Is a job in this stage guarded by this list?  NULL stage: only by "*". */
 bool
-guarded_stages_match(const GuardedStages *list, const char *stage)
+name_list_match(const NameList *list, const char *stage)
 {
 	const char *p;
 	int			i;
@@ -134,17 +135,17 @@ check_name_list(char **newval, void **extra, GucSource source)
 static void
 assign_guarded_stages(const char *newval, void *extra)
 {
-	guarded = (GuardedStages *) extra;
+	guarded = (NameList *) extra;
 }
 
 static void
 assign_database(const char *newval, void *extra)
 {
-	databases = (GuardedStages *) extra;
+	databases = (NameList *) extra;
 }
 
 /* finlive.guarded_stages, parsed. */
-const GuardedStages *
+const NameList *
 settings_guarded_stages(void)
 {
 	return guarded;
@@ -161,11 +162,11 @@ settings_reap_all_databases(void)
 bool
 settings_database_listed(const char *dbname)
 {
-	return settings_reap_all_databases() || guarded_stages_match(databases, dbname);
+	return settings_reap_all_databases() || name_list_match(databases, dbname);
 }
 
 /* finlive.database as a list of names (NULL or "all" under '*'). */
-const GuardedStages *
+const NameList *
 settings_database_list(void)
 {
 	return databases;

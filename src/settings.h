@@ -23,23 +23,24 @@ extern int	finlive_max_owners;
 extern int	finlive_hook_timeout;
 
 /*
- * A parsed list of guarded stages: finlive.guarded_stages, or a target's
- * own guarded_stages.  "*" guards every job.
+ * A parsed list of names: finlive.guarded_stages or a target's own
+ * guarded_stages (where "*" guards every job), or finlive.database (where
+ * "*" is every database).
  */
-typedef struct GuardedStages
+typedef struct NameList
 {
 	bool		all;			/* "*" was listed */
 	int			nstages;
 	char		stages[FLEXIBLE_ARRAY_MEMBER];	/* NUL-separated names */
-} GuardedStages;
+} NameList;
 
 extern void settings_define(void);
-extern const GuardedStages *settings_guarded_stages(void);
-extern GuardedStages *guarded_stages_build(char **names, int n);
-extern bool guarded_stages_match(const GuardedStages *list, const char *stage);
+extern const NameList *settings_guarded_stages(void);
+extern NameList *name_list_build(char **names, int n);
+extern bool name_list_match(const NameList *list, const char *stage);
 extern bool settings_reap_all_databases(void);
 extern bool settings_database_listed(const char *dbname);
-extern const GuardedStages *settings_database_list(void);
+extern const NameList *settings_database_list(void);
 extern bool settings_fault_injected(const char *point);
 
 #endif							/* FINLIVE_SETTINGS_H */

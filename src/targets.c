@@ -248,8 +248,8 @@ interval_usecs(const Interval *iv)
 	return usecs;
 }
 
-/* A text[] of stage names as a GuardedStages; NULL elements are skipped. */
-static GuardedStages *
+/* A text[] of stage names as a NameList; NULL elements are skipped. */
+static NameList *
 stages_from_array(ArrayType *array)
 {
 	Datum	   *elems;
@@ -264,7 +264,7 @@ stages_from_array(ArrayType *array)
 	for (i = 0; i < nelems; i++)
 		if (!nulls[i])
 			names[n++] = TextDatumGetCString(elems[i]);
-	return guarded_stages_build(names, n);
+	return name_list_build(names, n);
 }
 
 static void
@@ -944,7 +944,7 @@ duration_arg(FunctionCallInfo fcinfo, int argno, const char *name, PolicyDuratio
 static void
 notice_if_never_guarded(const Target *t, const Policy *p)
 {
-	const GuardedStages *g = p->guarded_stages;
+	const NameList *g = p->guarded_stages;
 	bool		all = g != NULL && g->all;
 	bool		none = g == NULL || g->nstages == 0;
 

@@ -43,7 +43,7 @@ typedef struct TargetPolicy
 	PolicyDuration finalize_grace;
 	PolicyDuration claim_grace;
 	PolicyDuration max_running;
-	GuardedStages *guarded_stages;	/* NULL: the server's list */
+	NameList *guarded_stages;	/* NULL: the server's list */
 	bool		enabled_isnull;
 	bool		enabled;
 	bool		dry_run_isnull;
@@ -56,7 +56,7 @@ typedef struct Policy
 	int64		finalize_grace;
 	int64		claim_grace;
 	int64		max_running;
-	const GuardedStages *guarded_stages;
+	const NameList *guarded_stages;
 	bool		enabled;		/* finlive.enabled AND the target's */
 	bool		dry_run;		/* finlive.dry_run OR the target's */
 } Policy;
