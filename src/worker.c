@@ -17,8 +17,10 @@
  *	- a full tick every finlive.naptime decides every running job;
  *	- an owner exit wakes the reaper at once (the latch), and a tick then
  *	  decides only the jobs the dead owners held: the first exit after a
- *	  quiet period is handled without delay, and the exits that arrive
- *	  while a tick runs are handled together by one more tick.
+ *	  quiet period is handled without delay; the exits that arrive while
+ *	  that tick runs, or soon after, are gathered into one more tick,
+ *	  EXIT_GATHER_MS after the first began, so a burst costs a few ticks,
+ *	  not one each.
  *
  * Each tick runs in short transactions of its own: one to find the targets
  * and trim the log, one per target; no transaction or row lock is held
