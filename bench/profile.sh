@@ -23,7 +23,7 @@ bench=$here/bench
 outmd=$1
 shift
 goals=" $* "
-[ "$goals" = " all " ] && goals=" own.mark_adv own.stage_adv own.isact reap.noiso det.idle det.100k lim.lockroom "
+[ "$goals" = " all " ] && goals=" own.mark_adv own.stage_adv own.isact tick.scale reap.noiso det.idle det.100k lim.lockroom "
 work=${FINLIVE_PROFILE_WORK:-$(mktemp -d)}
 figs=${FINLIVE_PROFILE_FIGS:-}
 dir=$work/profile
@@ -96,6 +96,19 @@ if want det.idle det.100k det.ratio det.ratio100k; then
 	md
 	psql_q -c "DROP DATABASE prof_detect WITH (FORCE)"
 	psql_q -c "ALTER SYSTEM SET finlive.reaper = off" -c "SELECT pg_reload_conf()" >/dev/null
+fi
+
+# ------------------------------------------------------- tick scaling ---
+if want tick.scale && [ -n "$figs" ]; then
+	md "**Tick, 1,000,000 rows against 100,000**: tick(1M)/tick(100k) = $(fld tick.scale 1) for finlive; the tuned PL/pgSQL reaper doing the same work: $(fld tick.scale 2), as first written $(fld tick.scale 3). One more finlive tick at each size under auto_explain (nested statements, ANALYZE, BUFFERS), the slowest statements of the tick (ms | shared buffer hits | statement):"
+	md
+	for sz in 1m 100k; do
+		md "- $sz rows:"
+		md '  ```'
+		getfig "prof.tick$sz" | tr ';' '\n' | grep . | sed 's/^/  /' >>"$outmd" || true
+		md '  ```'
+	done
+	md
 fi
 
 # ---------------------------------------------------------- lock room ---

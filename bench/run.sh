@@ -356,6 +356,28 @@ for db in bench_1000000 bench_100000; do
 done
 fig tick.work "$same_work|$ref"
 
+# Where a finlive tick's time goes, at both sizes: one more tick each under
+# auto_explain (nested statements, ANALYZE, BUFFERS): the statements the
+# tick ran, their time and the buffers they touched (bench/profile.sh
+# prints it when the tick.scale goal is missed).
+explain_tick() { # db -> "ms|shared hits|first line of the query" per statement, slowest first
+	psql -X -q -d "$1" -c "LOAD 'auto_explain'" \
+		-c "SET auto_explain.log_min_duration = 0" \
+		-c "SET auto_explain.log_nested_statements = on" \
+		-c "SET auto_explain.log_analyze = on" \
+		-c "SET auto_explain.log_buffers = on" \
+		-c "SET auto_explain.log_level = notice" \
+		-c "CALL bench_ticks('finlive', 'explain', 1)" 2>&1 |
+	awk '
+		function flush() { if (dur != "") printf "%s|%s|%s\n", dur, hit, q }
+		/^NOTICE:  duration: / { flush(); dur = $3; hit = ""; q = ""; next }
+		/Query Text:/ && q == "" { q = $0; sub(/.*Query Text: */, "", q); q = substr(q, 1, 70); gsub(/\|/, "/", q) }
+		/Buffers: shared hit=/ && hit == "" { h = $0; sub(/.*shared hit=/, "", h); sub(/[^0-9].*/, "", h); hit = h }
+		END { flush() }' | sort -t'|' -k1,1 -gr | head -4 | tr '\n' ';'
+}
+fig prof.tick1m "$(explain_tick bench_1000000)"
+fig prof.tick100k "$(explain_tick bench_100000)"
+
 # ---------------------------------------------- 4a. WAL of a deferring tick
 # In the 100,000-row database: the 1,000 owned jobs are deferred, the 9,000
 # others left alone.  The WAL position around each tick (EXPLAIN ANALYZE
