@@ -38,6 +38,12 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks header dependencies only when the server was configured with
+# --enable-depend, which packaged servers are not: without this rule, a
+# changed struct in a header leaves stale objects that disagree about its
+# layout and crash the backend.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
+
 # One target per suite, so test/run.sh can report each on its own.
 .PHONY: installcheck-regress installcheck-isolation installcheck-tap
 installcheck-regress:
