@@ -10,7 +10,8 @@
 # whatever is committed meanwhile); the roots are created first (two at a
 # time, before anything is measured), then each runs bench/run.sh; the
 # commit under test is taken here (the roots get the tree without .git)
-# and passed in.  Every knob of
+# and passed in.  At the end the goals of the run go into the README and
+# doc/benchmarks.md (bench/publish.sh).  Every knob of
 # bench/run.sh (ROUNDS, SECS, TRIALS, ...) is passed on.  The figures,
 # each version's own results and server log are kept in bench/out/ (not
 # committed).  A version whose run fails is left out of the table, and the
@@ -82,6 +83,9 @@ done
 if [ ${#figs[@]} -gt 0 ]; then
 	bash "$snap/bench/report.sh" "${figs[@]}" >"$here/bench/results.md"
 	cat "$here/bench/results.md"
+	# the goals of this run into the README and doc/benchmarks.md (the
+	# tree's own files, not the snapshot's)
+	bash "$here/bench/publish.sh" "${figs[@]}"
 fi
 say "done in $(($(date +%s) - started)) s${failed:+; failed: ${failed[*]}}"
 [ ${#failed[@]} -eq 0 ]

@@ -7,8 +7,15 @@
 # appended.
 #
 #   bash bench/report.sh DIR/figures-15.tsv [DIR/figures-17.tsv ...] >results.md
+#   bash bench/report.sh --goals FIGURES... >goals.md
+#
+# --goals prints only the stamp of each run and one row per goal, met or
+# missed, with its figure: what bench/publish.sh puts into the README and
+# doc/benchmarks.md.
 set -euo pipefail
-[ $# -gt 0 ] || { echo "usage: report.sh figures-N.tsv..." >&2; exit 2; }
+mode=full
+[ "${1:-}" = --goals ] && { mode=goals; shift; }
+[ $# -gt 0 ] || { echo "usage: report.sh [--goals] figures-N.tsv..." >&2; exit 2; }
 
 declare -A F
 vers=()
@@ -129,6 +136,59 @@ EOF
 )
 
 v0=${vers[0]}
+
+# One row per goal: verdict key | the goal in words | figure key:field:unit
+goals_table() {
+	local k what spec v x
+	echo "| goal | $(for v in "${vers[@]}"; do printf 'PostgreSQL %s | ' "$v"; done)"
+	echo "|---|$(for v in "${vers[@]}"; do printf -- '---|'; done)"
+	while IFS='|' read -r k what spec; do
+		printf '| %s | ' "$what"
+		for v in "${vers[@]}"; do
+			x=$(get "$v" "verdict.$k")
+			[ -n "$x" ] || x="n/a"
+			[ "$x" = MISSED ] && x="**MISSED**"
+			printf '%s%s %s | ' "$(fld "$v" "${spec%%:*}" "$(echo "$spec" | cut -d: -f2)")" "$(echo "$spec" | cut -d: -f3-)" "$x"
+		done
+		echo
+	done <<'GOALS'
+own.mark_adv|mark + clear ≥ 0.9× the advisory-lock pair|own.mark_adv:1:×
+own.stage_adv|the same with a new stage every call ≥ 0.9×|own.stage_adv:1:×
+own.isact|`finlive_is_active` ≥ 100× a `pg_locks` probe (10,000 owned)|own.isact:1:×
+tick.scale|tick(1,000,000 rows) / tick(100,000 rows) ≤ 1.1|tick.scale:1:×
+reap.noiso|reaping 1,000 jobs ≤ 1.5× the same writes without isolation|reap.noiso:1:×
+det.idle|detection p95 ≤ 10 ms, idle|det.idle:2: ms
+det.100k|detection p95 ≤ 10 ms, 100,000 other running jobs|det.100k:2: ms
+det.ratio|≥ 500× sooner than the measured periodic reaper, idle|det.ratio:1:×
+det.ratio100k|≥ 500× sooner than the periodic reaper, 100,000 running|det.ratio100k:1:×
+det.burst_ticks|a burst of 40 owner exits reaped in ≤ 3 ticks|det.burst:1: ticks
+det.burst_ms|… the last of them within 500 ms|det.burst:2: ms
+lim.wal_first|WAL of a tick that only defers 1,000 jobs, first after a checkpoint: 0|lim.wal:9: B
+lim.wal_later|… every later such tick: 0|lim.wal:10: B
+lim.dirtied|… pages that tick dirties: 0|lim.wal:3: pages
+lim.lockroom|locks another session can take, `max_owners` owned / none owned: 1.0|lim.lockroom:1:
+lim.lockroom_nopre|… `max_owners` owned / the same server without finlive: ≥ 1.0|lim.lockroom:2:
+lim.idle|20 idle databases ≤ 1% of one core|lim.idle:2:%
+GOALS
+}
+
+if [ "$mode" = goals ]; then
+	echo "One run of \`bash bench/matrix.sh\` on $(get "$v0" meta.cpu), $(get "$v0" meta.cores) cores, $(get "$v0" meta.mem) RAM, each version in its own Debian root, one after another:"
+	echo
+	for v in "${vers[@]}"; do
+		d=$(get "$v" meta.dirty)
+		echo "- PostgreSQL $(get "$v" meta.pg): finlive \`$(get "$v" meta.commit | cut -c1-12)\`${d:+ + $d}, $(get "$v" meta.date), $(get "$v" meta.os), $(get "$v" meta.wall) s, load average at start $(get "$v" meta.loadavg)"
+	done
+	echo
+	goals_table
+	echo
+	for i in "${!vers[@]}"; do
+		awk -F'\t' -v v="${vers[$i]}" '$1 ~ /^verdict\./ { n++; if ($2 == "met") m++ }
+			END { printf "- PostgreSQL %s: %d of %d goals met.\n", v, m, n }' "${files[$i]}"
+	done
+	exit 0
+fi
+
 echo "## Benchmark results"
 echo
 by=run.sh
