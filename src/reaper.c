@@ -341,12 +341,19 @@ candidate_sql(const TargetTick *tt, CandidateQuery query)
 }
 
 /*
- * The plan of a per-job statement of this tick, prepared at its first use
- * (SPI frees it with the tick's SPI connection).
+ * Run a per-job statement of this tick, prepared at its first use (SPI
+ * frees the plans with the tick's SPI connection).  SPI returns in its
+ * procedure context, which lives as long as the tick: the caller's context
+ * is put back, so that what one job allocates goes with that job.
  */
-static SPIPlanPtr
-job_statement(const TargetTick *tt, JobStatement which, const char *sql, int nargs, Oid *types)
+static int
+run_job_statement(const TargetTick *tt, JobStatement which, const char *sql,
+				  int nargs, Oid *types, Datum *args, const char *nulls,
+				  bool read_only, long count)
 {
+	MemoryContext cxt = CurrentMemoryContext;
+	int			rc;
+
 	if (tt->plans[which] == NULL)
 	{
 		tt->plans[which] = SPI_prepare(sql, nargs, types);
@@ -354,7 +361,9 @@ job_statement(const TargetTick *tt, JobStatement which, const char *sql, int nar
 			elog(ERROR, "could not prepare \"%s\": %s", sql,
 				 SPI_result_code_string(SPI_result));
 	}
-	return tt->plans[which];
+	rc = SPI_execute_plan(tt->plans[which], args, nulls, read_only, count);
+	MemoryContextSwitchTo(cxt);
+	return rc;
 }
 
 /* The run and the stage of a locked job, by its run_id ($1) and task_id ($2). */
@@ -389,8 +398,8 @@ read_run(const TargetTick *tt, Candidate *c)
 	TupleDesc	desc;
 	Datum		d;
 
-	if (SPI_execute_plan(job_statement(tt, STMT_RUN, run_sql(tt), 2, types),
-						 args, nulls, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (run_job_statement(tt, STMT_RUN, run_sql(tt), 2, types, args, nulls, true, 1)
+		!= SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read the run of job " INT64_FORMAT, c->job_id);
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
@@ -399,6 +408,7 @@ read_run(const TargetTick *tt, Candidate *c)
 	d = SPI_getbinval(tup, desc, 2, &c->finished_isnull);
 	c->finished_at = c->finished_isnull ? 0 : DatumGetTimestampTz(d);
 	c->stage = SPI_getvalue(tup, desc, 3);
+	SPI_freetuptable(SPI_tuptable);
 }
 
 /* Run a candidate query; the rows, in CurrentMemoryContext. */
@@ -412,6 +422,7 @@ read_candidates(const TargetTick *tt, CandidateQuery query, int64 job_id,
 	int			nargs;
 	Candidate  *rows;
 	uint64		i;
+	int			rc;
 
 	if (query == QUERY_RUNNING)
 		nargs = 0;
@@ -442,12 +453,18 @@ read_candidates(const TargetTick *tt, CandidateQuery query, int64 job_id,
 		}
 	}
 
-	if ((query == QUERY_LOCK_ONE
-		 ? SPI_execute_plan(job_statement(tt, STMT_LOCK_ONE, candidate_sql(tt, query),
-										  nargs, types),
-							args, NULL, false, 0)
-		 : SPI_execute_with_args(candidate_sql(tt, query), nargs, types, args, NULL,
-								 true, 0)) != SPI_OK_SELECT)
+	if (query == QUERY_LOCK_ONE)
+		rc = run_job_statement(tt, STMT_LOCK_ONE, candidate_sql(tt, query),
+							   nargs, types, args, NULL, false, 0);
+	else
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+
+		rc = SPI_execute_with_args(candidate_sql(tt, query), nargs, types, args, NULL,
+								   true, 0);
+		MemoryContextSwitchTo(cxt);
+	}
+	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the running jobs of target \"%s\"", tt->display_name);
 
 	rows = palloc0(sizeof(Candidate) * Max(SPI_processed, 1));
@@ -480,6 +497,8 @@ read_candidates(const TargetTick *tt, CandidateQuery query, int64 job_id,
 		c->task_id = c->task_id_isnull ? 0 : DatumGetInt64(d);
 	}
 	*count = (int) SPI_processed;
+	/* the rows are copied: a tick runs many of these (one per job reaped) */
+	SPI_freetuptable(SPI_tuptable);
 	return rows;
 }
 
@@ -663,14 +682,13 @@ call_update(void *arg)
 	args[0] = Int64GetDatum(call->c->job_id);
 	args[1] = CStringGetTextDatum(reaper_action_names[call->action]);
 	args[2] = Int32GetDatum(call->action == ACTION_QUEUED ? 1 : 0);
-	if (SPI_execute_plan(job_statement(call->tt, STMT_UPDATE,
-									   psprintf("UPDATE %s SET status = $2,"
-												" attempts = attempts OPERATOR(pg_catalog.+) $3"
-												" WHERE id OPERATOR(pg_catalog.=) $1"
-												"   AND status OPERATOR(pg_catalog.=) 'running'",
-												targets_name(call->tt->target->jobs)),
-									   3, types),
-						 args, NULL, false, 0) != SPI_OK_UPDATE)
+	if (run_job_statement(call->tt, STMT_UPDATE,
+						  psprintf("UPDATE %s SET status = $2,"
+								   " attempts = attempts OPERATOR(pg_catalog.+) $3"
+								   " WHERE id OPERATOR(pg_catalog.=) $1"
+								   "   AND status OPERATOR(pg_catalog.=) 'running'",
+								   targets_name(call->tt->target->jobs)),
+						  3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update job " INT64_FORMAT, call->c->job_id);
 	call->result = SPI_processed > 0;
 }
@@ -697,8 +715,15 @@ gate_passes(const TargetTick *tt, const Candidate *c)
 	return call.result;
 }
 
+/*
+ * NOTIFY finlive_reaped for a job whose reap committed.  Sent from the
+ * target's subtransaction once the job's own has been kept, not from inside
+ * it: a pending notification is what would keep each job's subtransaction
+ * memory until the tick's transaction ends.  Either way it goes out only if
+ * the reap commits.
+ */
 static void
-notify_reaped(const TargetTick *tt, const Candidate *c, int tier, ReapAction action)
+notify_reaped(const TargetTick *tt, int64 job_id, int tier, ReapAction action)
 {
 	StringInfoData payload;
 
@@ -706,7 +731,7 @@ notify_reaped(const TargetTick *tt, const Candidate *c, int tier, ReapAction act
 	appendStringInfoString(&payload, "{\"target\": ");
 	escape_json(&payload, tt->target_name);
 	appendStringInfo(&payload, ", \"job_id\": " INT64_FORMAT ", \"tier\": %d, \"status\": \"%s\"}",
-					 c->job_id, tier, reaper_action_names[action]);
+					 job_id, tier, reaper_action_names[action]);
 	Async_Notify("finlive_reaped", payload.data);
 }
 
@@ -730,14 +755,13 @@ log_reap(const TargetTick *tt, const Candidate *c, int tier, ReapAction action,
 	args[6] = BoolGetDatum(tt->policy.dry_run);
 
 	sandbox_enter(tt->cat->owner, FINLIVE_SAFE_SEARCH_PATH, &sb);
-	if (SPI_execute_plan(job_statement(tt, STMT_LOG,
-									   psprintf("INSERT INTO %s.finlive_reap_log"
-												" (target, job_id, tier, old_status, new_status,"
-												"  owner_pid, dry_run)"
-												" VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7)",
-												tt->cat->qualified_schema),
-									   7, types),
-						 args, nulls, false, 0) != SPI_OK_INSERT)
+	if (run_job_statement(tt, STMT_LOG,
+						  psprintf("INSERT INTO %s.finlive_reap_log"
+								   " (target, job_id, tier, old_status, new_status,"
+								   "  owner_pid, dry_run)"
+								   " VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7)",
+								   tt->cat->qualified_schema),
+						  7, types, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write finlive_reap_log");
 	sandbox_leave(&sb);
 }
@@ -750,6 +774,7 @@ typedef struct JobWork
 	Decision	d;				/* in: the unlocked decision; out: the final one */
 	ReapAction	attempt;		/* the reap being made, once the gate settled it */
 	ReapAction	done;			/* out: the reap made, or NONE/DEFER */
+	bool		notify;			/* out: NOTIFY it once the reap is kept */
 } JobWork;
 
 /*
@@ -801,7 +826,7 @@ job_work(void *arg)
 			return;
 		if (OidIsValid(tt->target->on_reap))
 			run_app(&call, call_on_reap, psprintf("on_reap %s", tt->target->on_reap_name));
-		notify_reaped(tt, c, w->d.tier, action);
+		w->notify = true;
 	}
 	log_reap(tt, c, w->d.tier, action, owner_pid);
 	w->done = action;
@@ -957,6 +982,8 @@ target_work(void *arg)
 	int			nrows;
 	int			i;
 	Oid			busy;
+	MemoryContext jobcxt;
+	MemoryContext oldcxt;
 
 	/* another transaction holds one of its tables: skip it this tick */
 	busy = lock_target(tt->target);
@@ -971,10 +998,19 @@ target_work(void *arg)
 	rows = read_candidates(tt, tt->among ? QUERY_DUE_AMONG : QUERY_DUE, 0,
 						   tt->among, &nrows);
 	tt->counters->jobs_examined += nrows;
+
+	/*
+	 * What one job's reap allocates (its rows, statements' texts, an error)
+	 * goes when the job is done: a tick may reap any number of jobs.
+	 */
+	oldcxt = CurrentMemoryContext;
+	jobcxt = AllocSetContextCreate(oldcxt, "finlive job", ALLOCSET_DEFAULT_SIZES);
 	for (i = 0; i < nrows; i++)
 	{
 		JobWork		w;
 
+		MemoryContextReset(jobcxt);
+		MemoryContextSwitchTo(jobcxt);
 		memset(&w, 0, sizeof(w));
 		w.tt = tt;
 		w.job_id = rows[i].job_id;
@@ -986,13 +1022,19 @@ target_work(void *arg)
 			if (!run_isolated(job_work, &w, tt, w.job_id, w.d.tier, &w.attempt))
 				w.done = ACTION_NONE;	/* rolled back: only a defer stands */
 			else if (is_reap(w.done))
+			{
 				failures_forget(tt->target->jobs, w.job_id);
+				if (w.notify)
+					notify_reaped(tt, w.job_id, w.d.tier, w.done);
+			}
 			sandbox_release_session_locks();
 		}
 		count_decision(tt, &w.d, w.done);
 		if (w.done != ACTION_NONE)
 			emit_row(tt, w.job_id, w.d.tier, w.done);
 	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(jobcxt);
 	if (tt->among == NULL)
 		forget_finished_failures(tt);
 }
