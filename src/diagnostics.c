@@ -394,8 +394,7 @@ running_rows(const FinliveCatalog *cat, List *targets, bool *all_readable)
 		Policy		p;
 		int			i;
 
-		if (get_rel_name(t->jobs) == NULL || get_rel_name(t->runs) == NULL ||
-			(OidIsValid(t->tasks) && get_rel_name(t->tasks) == NULL))
+		if (!targets_tables_exist(t))
 			continue;
 		if (unreadable_tables(t) != NULL)
 		{

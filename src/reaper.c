@@ -994,6 +994,16 @@ target_work(void *arg)
 						tt->display_name, targets_display_name(busy))));
 		return;
 	}
+	/* dropped after this tick read its targets: a drop seen once locked */
+	if (!targets_tables_exist(tt->target))
+	{
+		ereport(DEBUG1,
+				(errmsg("skipping target \"%s\" this tick: it was dropped", tt->display_name)));
+		return;
+	}
+	/* named as they are now that they are locked (a rename may have come before) */
+	tt->target_name = targets_name(tt->target->jobs);
+	tt->display_name = targets_display_name(tt->target->jobs);
 
 	rows = read_candidates(tt, tt->among ? QUERY_DUE_AMONG : QUERY_DUE, 0,
 						   tt->among, &nrows);

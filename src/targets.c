@@ -217,6 +217,19 @@ targets_display_name(Oid relid)
 	return psprintf("%s.%s", nspname, relname);
 }
 
+/*
+ * Do the target's tables still exist?  A target read from the catalog may
+ * have been dropped since (which unregisters it); asked after its tables
+ * are locked, the answer stays true.
+ */
+bool
+targets_tables_exist(const Target *t)
+{
+	return get_rel_relkind(t->jobs) != '\0' &&
+		get_rel_relkind(t->runs) != '\0' &&
+		(!OidIsValid(t->tasks) || get_rel_relkind(t->tasks) != '\0');
+}
+
 /* Where the hooks' OIDs are valid: this cluster and this database. */
 static char *
 binding_epoch(void)

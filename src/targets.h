@@ -86,6 +86,7 @@ extern Target *targets_find(List *targets, Oid jobs);
 extern void targets_effective_policy(const Target *t, Policy *p);
 extern char *targets_name(Oid relid);
 extern char *targets_display_name(Oid relid);
+extern bool targets_tables_exist(const Target *t);
 extern bool targets_has_status_index(Oid jobs);
 
 #endif							/* FINLIVE_TARGETS_H */
