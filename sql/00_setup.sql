@@ -117,3 +117,106 @@ SELECT job_id, run_id, stage, pid = owner_pid() AS by_owner,
   FROM finlive_owners;
 SELECT owner_clear(1) AS owner_clears, owner_clear_all() AS left_over,
        finlive_is_active(1) AS still_active;
+
+-- The application's tables for the reaper tests, as the original
+-- orchestrator has them.  app_tables() makes, in the first schema of
+-- search_path (each file makes a schema of its own first), tasks, runs and
+-- one jobs table per name given, each with the index finlive_register
+-- recommends for the reaper's candidate query, and add_job(), which inserts
+-- a running job started started_ago ago with its task (in stage) and its run
+-- (ended finished_ago ago with exit_code; both NULL while the run is still
+-- going):
+--   one jobs table:   add_job(id, stage, exit_code, finished_ago
+--                             [, started_ago [, attempts [, max_attempts]]])
+--   jobs_a, jobs_b:   add_job(target, id, stage, exit_code, finished_ago
+--                             [, started_ago]), target 'a' or 'b'
+CREATE PROCEDURE app_tables(VARIADIC jobs text[] DEFAULT '{jobs}')
+LANGUAGE plpgsql AS $fixture$
+DECLARE
+    s text := pg_catalog.quote_ident(pg_catalog.current_schema());
+    t text;
+BEGIN
+    EXECUTE format('CREATE TABLE %s.tasks (id bigint PRIMARY KEY, stage text NOT NULL)', s);
+    EXECUTE format('CREATE TABLE %s.runs (id bigint PRIMARY KEY, finished_at timestamptz,'
+                   ' exit_code integer)', s);
+    FOREACH t IN ARRAY jobs LOOP
+        EXECUTE format('CREATE TABLE %s.%I (id bigint PRIMARY KEY, status text NOT NULL,'
+                       ' run_id bigint, task_id bigint, attempts integer NOT NULL,'
+                       ' max_attempts integer NOT NULL, started_at timestamptz NOT NULL)', s, t);
+        EXECUTE format('CREATE INDEX ON %s.%I (id) WHERE status = ''running''', s, t);
+    END LOOP;
+    IF cardinality(jobs) = 1 THEN
+        EXECUTE format($f$
+            CREATE PROCEDURE %1$s.add_job(id bigint, stage text, exit_code integer,
+                                          finished_ago interval,
+                                          started_ago interval DEFAULT '20 minutes',
+                                          attempts integer DEFAULT 0,
+                                          max_attempts integer DEFAULT 2)
+            LANGUAGE sql AS $$
+                INSERT INTO %1$s.tasks VALUES (id, stage);
+                INSERT INTO %1$s.runs VALUES (id, now() - finished_ago, exit_code);
+                INSERT INTO %1$s.%2$I VALUES (id, 'running', id, id, attempts, max_attempts,
+                                              now() - started_ago);
+            $$ $f$, s, jobs[1]);
+    ELSE
+        EXECUTE format($f$
+            CREATE PROCEDURE %1$s.add_job(target text, id bigint, stage text, exit_code integer,
+                                          finished_ago interval,
+                                          started_ago interval DEFAULT '20 minutes')
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO %1$s.tasks VALUES (id, stage);
+                INSERT INTO %1$s.runs VALUES (id, now() - finished_ago, exit_code);
+                EXECUTE format('INSERT INTO %1$s.%%I VALUES ($1, ''running'', $1, $1, 0, 2, now() - $2)',
+                               'jobs_' || target) USING id, started_ago;
+            END
+            $$ $f$, s);
+    END IF;
+END
+$fixture$;
+-- Every setting the reaper reads, at the value each test file assumes.
+CREATE PROCEDURE pin_reaper_settings() LANGUAGE sql AS $$
+    SELECT set_config('finlive.enabled', 'on', false);
+    SELECT set_config('finlive.dry_run', 'off', false);
+    SELECT set_config('finlive.finalize_grace', '300', false);
+    SELECT set_config('finlive.max_running', '5400', false);
+    SELECT set_config('finlive.claim_grace', '30', false);
+    SELECT set_config('finlive.guarded_stages', 'deploy-staging', false);
+    SELECT set_config('finlive.restart_grace', '0', false);
+$$;
+
+-- Both make what they say, where they say, and add_job() fills them.
+CREATE SCHEMA fixture_one;
+SET search_path = fixture_one, public;
+CALL app_tables();
+CALL add_job(1, 'testing', 0, '10 minutes');
+CALL add_job(2, 'build', NULL, NULL, '1 hour', 1, 3);
+SELECT id, status, run_id, task_id, attempts, max_attempts,
+       round(extract(epoch FROM now() - started_at) / 60) AS minutes_ago
+  FROM jobs ORDER BY id;
+SELECT * FROM tasks ORDER BY id;
+SELECT id, round(extract(epoch FROM now() - finished_at) / 60) AS minutes_ago, exit_code
+  FROM runs ORDER BY id;
+SELECT indexrelid::regclass AS index, pg_get_expr(indpred, indrelid) AS predicate
+  FROM pg_index WHERE indrelid = 'jobs'::regclass AND NOT indisprimary;
+CREATE SCHEMA fixture_two;
+SET search_path = fixture_two, public;
+CALL app_tables('jobs_a', 'jobs_b');
+CALL add_job('b', 7, 'testing', 1, '5 minutes');
+SELECT 'a' AS target, id, status, attempts, max_attempts FROM jobs_a
+UNION ALL SELECT 'b', id, status, attempts, max_attempts FROM jobs_b;
+SELECT c.relname, c.relkind FROM pg_class c
+ WHERE c.relnamespace = 'fixture_two'::regnamespace ORDER BY 1;
+RESET search_path;
+SET client_min_messages = warning;
+DROP SCHEMA fixture_one, fixture_two CASCADE;
+RESET client_min_messages;
+SET finlive.enabled = off;
+SET finlive.claim_grace = 1;
+SET finlive.guarded_stages = '*';
+CALL pin_reaper_settings();
+SELECT name, setting FROM pg_settings
+ WHERE name IN ('finlive.enabled', 'finlive.dry_run', 'finlive.finalize_grace',
+                'finlive.max_running', 'finlive.claim_grace',
+                'finlive.guarded_stages', 'finlive.restart_grace')
+ ORDER BY 1;

@@ -31,13 +31,7 @@ LANGUAGE sql AS $$
     INSERT INTO edge_cancel.jobs VALUES (id, 'running', id, id, 0, 2, now() - interval '20 minutes');
 $$;
 -- Every setting the reaper reads, pinned for this file.
-SET finlive.enabled = on;
-SET finlive.dry_run = off;
-SET finlive.finalize_grace = 300;
-SET finlive.max_running = 5400;
-SET finlive.claim_grace = 30;
-SET finlive.guarded_stages = 'deploy-staging';
-SET finlive.restart_grace = 0;
+CALL pin_reaper_settings();
 SET finlive.hook_timeout = 30000;
 SELECT finlive_stats_reset();
 \set counters 'SELECT ticks, jobs_examined, reaped_total, errors_total FROM finlive_stats'

@@ -4,31 +4,10 @@
 -- and then written.  Measured per statement with EXPLAIN (ANALYZE, WAL),
 -- which counts the WAL that finlive_reap_once() generated itself.
 
--- The application's tables, in a schema of their own.  add_job() inserts a
--- running job with its task (in stage) and its run (ended finished_ago ago
--- with exit_code; both NULL while the run is still going).
+-- The application's tables and add_job() (00_setup), in a schema of their own.
 CREATE SCHEMA wal_free;
 SET search_path = wal_free, public;
-CREATE TABLE tasks (id bigint PRIMARY KEY, stage text NOT NULL);
-CREATE TABLE runs (id bigint PRIMARY KEY, finished_at timestamptz, exit_code integer);
-CREATE TABLE jobs (
-    id           bigint PRIMARY KEY,
-    status       text NOT NULL,
-    run_id       bigint,
-    task_id      bigint,
-    attempts     integer NOT NULL,
-    max_attempts integer NOT NULL,
-    started_at   timestamptz NOT NULL
-);
-CREATE INDEX ON jobs (id) WHERE status = 'running';
-CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
-                         finished_ago interval,
-                         started_ago interval DEFAULT '20 minutes')
-LANGUAGE sql AS $$
-    INSERT INTO wal_free.tasks VALUES (id, stage);
-    INSERT INTO wal_free.runs VALUES (id, now() - finished_ago, exit_code);
-    INSERT INTO wal_free.jobs VALUES (id, 'running', id, id, 0, 2, now() - started_ago);
-$$;
+CALL app_tables();
 -- The WAL one tick writes, from the executor's own counters.
 CREATE FUNCTION tick_wal(OUT records bigint, OUT fpi bigint, OUT bytes bigint)
 LANGUAGE plpgsql AS $$
@@ -43,13 +22,7 @@ BEGIN
 END
 $$;
 -- Every setting the reaper reads, pinned for this file.
-SET finlive.enabled = on;
-SET finlive.dry_run = off;
-SET finlive.finalize_grace = 300;
-SET finlive.max_running = 5400;
-SET finlive.claim_grace = 30;
-SET finlive.guarded_stages = 'deploy-staging';
-SET finlive.restart_grace = 0;
+CALL pin_reaper_settings();
 SELECT finlive_stats_reset();
 SELECT finlive_register('jobs', 'runs', 'tasks', claim_owned => true);
 

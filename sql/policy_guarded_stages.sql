@@ -4,46 +4,14 @@
 -- stage, '{}' for none) overrides it for that target alone.  Two targets
 -- side by side, each with owned jobs past finalize_grace in two stages: a
 -- (NULL) defers those in the server's stages, b those in its own.
--- The application's tables, in a schema of their own: two targets, jobs_a
--- and jobs_b, side by side, sharing runs and tasks.  add_job() inserts a
--- running job of either with its task (in stage) and its run (ended
--- finished_ago ago with exit_code; both NULL while the run is still going),
--- started started_ago ago.
+-- The application's tables and add_job() (00_setup), in a schema of their own:
+-- two targets, jobs_a and jobs_b, side by side, sharing runs and tasks.
 CREATE SCHEMA pol_gs;
 SET search_path = pol_gs, public;
-CREATE TABLE tasks (id bigint PRIMARY KEY, stage text NOT NULL);
-CREATE TABLE runs (id bigint PRIMARY KEY, finished_at timestamptz, exit_code integer);
-CREATE TABLE jobs_a (
-    id           bigint PRIMARY KEY,
-    status       text NOT NULL,
-    run_id       bigint,
-    task_id      bigint,
-    attempts     integer NOT NULL,
-    max_attempts integer NOT NULL,
-    started_at   timestamptz NOT NULL
-);
-CREATE INDEX ON jobs_a (id) WHERE status = 'running';
-CREATE TABLE jobs_b (LIKE jobs_a INCLUDING ALL);
-CREATE PROCEDURE add_job(target text, id bigint, stage text, exit_code integer,
-                         finished_ago interval,
-                         started_ago interval DEFAULT '20 minutes')
-LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO pol_gs.tasks VALUES (id, stage);
-    INSERT INTO pol_gs.runs VALUES (id, now() - finished_ago, exit_code);
-    EXECUTE format('INSERT INTO pol_gs.%I VALUES ($1, ''running'', $1, $1, 0, 2, now() - $2)',
-                   'jobs_' || target) USING id, started_ago;
-END
-$$;
+CALL app_tables('jobs_a', 'jobs_b');
 \set jobs 'SELECT ''a'' AS target, id, status, attempts FROM jobs_a UNION ALL SELECT ''b'', id, status, attempts FROM jobs_b ORDER BY 1, 2'
 -- Every setting the reaper reads, pinned for this file.
-SET finlive.enabled = on;
-SET finlive.dry_run = off;
-SET finlive.finalize_grace = 300;
-SET finlive.max_running = 5400;
-SET finlive.claim_grace = 30;
-SET finlive.guarded_stages = 'deploy-staging';
-SET finlive.restart_grace = 0;
+CALL pin_reaper_settings();
 SELECT finlive_stats_reset();
 
 SELECT finlive_register('jobs_a', 'runs', 'tasks');

@@ -23,13 +23,7 @@ CREATE TABLE jobs (
 );
 CREATE INDEX ON jobs (id) WHERE status = 'running';
 -- Every setting the reaper reads, pinned for this file.
-SET finlive.enabled = on;
-SET finlive.dry_run = off;
-SET finlive.finalize_grace = 300;
-SET finlive.max_running = 5400;
-SET finlive.claim_grace = 30;
-SET finlive.guarded_stages = 'deploy-staging';
-SET finlive.restart_grace = 0;
+CALL pin_reaper_settings();
 
 -- No tasks table, the server's stages (no '*'): NOTICE.
 SELECT finlive_register('jobs', 'runs');

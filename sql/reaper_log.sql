@@ -3,43 +3,12 @@
 -- (the pid of the session that owned the job, NULL when none) and dry_run.
 -- A defer writes no row; a rolled-back tick leaves none.
 
--- The application's tables, in a schema of their own.  add_job() inserts a
--- running job with its task (in stage) and its run (ended finished_ago ago
--- with exit_code; both NULL while the run is still going).
+-- The application's tables and add_job() (00_setup), in a schema of their own.
 CREATE SCHEMA reaplog;
 SET search_path = reaplog, public;
-CREATE TABLE tasks (id bigint PRIMARY KEY, stage text NOT NULL);
-CREATE TABLE runs (id bigint PRIMARY KEY, finished_at timestamptz, exit_code integer);
-CREATE TABLE jobs (
-    id           bigint PRIMARY KEY,
-    status       text NOT NULL,
-    run_id       bigint,
-    task_id      bigint,
-    attempts     integer NOT NULL,
-    max_attempts integer NOT NULL,
-    started_at   timestamptz NOT NULL
-);
--- The index finlive_register recommends for the reaper's candidate query.
-CREATE INDEX ON jobs (id) WHERE status = 'running';
-CREATE PROCEDURE add_job(id bigint, stage text, exit_code integer,
-                         finished_ago interval,
-                         started_ago interval DEFAULT '20 minutes',
-                         attempts integer DEFAULT 0,
-                         max_attempts integer DEFAULT 2)
-LANGUAGE sql AS $$
-    INSERT INTO reaplog.tasks VALUES (id, stage);
-    INSERT INTO reaplog.runs VALUES (id, now() - finished_ago, exit_code);
-    INSERT INTO reaplog.jobs VALUES (id, 'running', id, id, attempts, max_attempts,
-                                 now() - started_ago);
-$$;
+CALL app_tables();
 -- Every setting the reaper reads, pinned for this file.
-SET finlive.enabled = on;
-SET finlive.dry_run = off;
-SET finlive.finalize_grace = 300;
-SET finlive.max_running = 5400;
-SET finlive.claim_grace = 30;
-SET finlive.guarded_stages = 'deploy-staging';
-SET finlive.restart_grace = 0;
+CALL pin_reaper_settings();
 SELECT finlive_stats_reset();
 \set counters 'SELECT reaped_total, reaped_tier1, reaped_tier2, reaped_tier3, finalizer_defers_total AS defers, errors_total FROM finlive_stats'
 SET finlive.max_running = 1000;

@@ -34,13 +34,7 @@ CREATE INDEX ON jobs (id) WHERE status = 'running';
 GRANT USAGE ON SCHEMA sec_dbo TO regress_sec_dbo;
 GRANT SELECT ON tasks, runs, jobs TO regress_sec_dbo;
 -- Every setting the reaper reads, pinned for this file.
-SET finlive.enabled = on;
-SET finlive.dry_run = off;
-SET finlive.finalize_grace = 300;
-SET finlive.max_running = 5400;
-SET finlive.claim_grace = 30;
-SET finlive.guarded_stages = 'deploy-staging';
-SET finlive.restart_grace = 0;
+CALL pin_reaper_settings();
 SELECT finlive_stats_reset();
 CREATE FUNCTION fails(job bigint, tier integer, status text) RETURNS void
 LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no advance for job %', job; END $$;

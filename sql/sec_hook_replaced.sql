@@ -34,13 +34,7 @@ BEGIN
 END
 $$;
 -- Every setting the reaper reads, pinned for this file.
-SET finlive.enabled = on;
-SET finlive.dry_run = off;
-SET finlive.finalize_grace = 300;
-SET finlive.max_running = 5400;
-SET finlive.claim_grace = 30;
-SET finlive.guarded_stages = 'deploy-staging';
-SET finlive.restart_grace = 0;
+CALL pin_reaper_settings();
 
 CREATE TABLE calls (job_id bigint, called text);
 CREATE FUNCTION advance(job bigint, tier integer, status text) RETURNS void
