@@ -340,32 +340,6 @@ candidate_sql(const TargetTick *tt, CandidateQuery query)
 					targets_name(t->jobs), targets_name(t->runs), filter);
 }
 
-/*
- * Run a per-job statement of this tick, prepared at its first use (SPI
- * frees the plans with the tick's SPI connection).  SPI returns in its
- * procedure context, which lives as long as the tick: the caller's context
- * is put back, so that what one job allocates goes with that job.
- */
-static int
-run_job_statement(const TargetTick *tt, JobStatement which, const char *sql,
-				  int nargs, Oid *types, Datum *args, const char *nulls,
-				  bool read_only, long count)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	int			rc;
-
-	if (tt->plans[which] == NULL)
-	{
-		tt->plans[which] = SPI_prepare(sql, nargs, types);
-		if (tt->plans[which] == NULL)
-			elog(ERROR, "could not prepare \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-	}
-	rc = SPI_execute_plan(tt->plans[which], args, nulls, read_only, count);
-	MemoryContextSwitchTo(cxt);
-	return rc;
-}
-
 /* The run and the stage of a locked job, by its run_id ($1) and task_id ($2). */
 static char *
 run_sql(const TargetTick *tt)
@@ -387,6 +361,74 @@ run_sql(const TargetTick *tt)
 					targets_name(t->runs));
 }
 
+/*
+ * The text of a per-job statement.  Only its preparation needs it (once a
+ * tick): naming the tables takes catalog lookups, which every job would
+ * otherwise repeat.
+ */
+static char *
+job_statement_sql(const TargetTick *tt, JobStatement which)
+{
+	switch (which)
+	{
+		case STMT_LOCK_ONE:
+			return candidate_sql(tt, QUERY_LOCK_ONE);
+		case STMT_RUN:
+			return run_sql(tt);
+		case STMT_UPDATE:
+
+			/*
+			 * Everything named schema-qualified, so the registrant's
+			 * search_path it runs under cannot change what it means.
+			 */
+			return psprintf("UPDATE %s SET status = $2,"
+							" attempts = attempts OPERATOR(pg_catalog.+) $3"
+							" WHERE id OPERATOR(pg_catalog.=) $1"
+							"   AND status OPERATOR(pg_catalog.=) 'running'",
+							targets_name(tt->target->jobs));
+		case STMT_LOG:
+			return psprintf("INSERT INTO %s.finlive_reap_log"
+							" (target, job_id, tier, old_status, new_status,"
+							"  owner_pid, dry_run)"
+							" VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7)",
+							tt->cat->qualified_schema);
+		case NUM_JOB_STATEMENTS:
+			break;
+	}
+	elog(ERROR, "unrecognized job statement %d", (int) which);
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Run a per-job statement of this tick, prepared at its first use (SPI
+ * frees the plans with the tick's SPI connection).  SPI returns in its
+ * procedure context, which lives as long as the tick: the caller's context
+ * is put back, so that what one job allocates goes with that job.
+ */
+static int
+run_job_statement(const TargetTick *tt, JobStatement which,
+				  int nargs, Oid *types, Datum *args, const char *nulls,
+				  bool read_only, long count)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			rc;
+
+	if (tt->plans[which] == NULL)
+	{
+		char	   *sql = job_statement_sql(tt, which);
+
+		tt->plans[which] = SPI_prepare(sql, nargs, types);
+		if (tt->plans[which] == NULL)
+			elog(ERROR, "could not prepare \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		MemoryContextSwitchTo(cxt);
+		pfree(sql);
+	}
+	rc = SPI_execute_plan(tt->plans[which], args, nulls, read_only, count);
+	MemoryContextSwitchTo(cxt);
+	return rc;
+}
+
 /* Read the run and the stage of a locked job into it. */
 static void
 read_run(const TargetTick *tt, Candidate *c)
@@ -398,7 +440,7 @@ read_run(const TargetTick *tt, Candidate *c)
 	TupleDesc	desc;
 	Datum		d;
 
-	if (run_job_statement(tt, STMT_RUN, run_sql(tt), 2, types, args, nulls, true, 1)
+	if (run_job_statement(tt, STMT_RUN, 2, types, args, nulls, true, 1)
 		!= SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read the run of job " INT64_FORMAT, c->job_id);
 	tup = SPI_tuptable->vals[0];
@@ -454,8 +496,7 @@ read_candidates(const TargetTick *tt, CandidateQuery query, int64 job_id,
 	}
 
 	if (query == QUERY_LOCK_ONE)
-		rc = run_job_statement(tt, STMT_LOCK_ONE, candidate_sql(tt, query),
-							   nargs, types, args, NULL, false, 0);
+		rc = run_job_statement(tt, STMT_LOCK_ONE, nargs, types, args, NULL, false, 0);
 	else
 	{
 		MemoryContext cxt = CurrentMemoryContext;
@@ -668,9 +709,8 @@ call_on_reap(void *arg)
 }
 
 /*
- * The status change itself; its triggers are application code.  The
- * statement names everything schema-qualified, so the registrant's
- * search_path it runs under cannot change what it means.
+ * The status change itself (job_statement_sql); its triggers are
+ * application code.
  */
 static void
 call_update(void *arg)
@@ -682,13 +722,8 @@ call_update(void *arg)
 	args[0] = Int64GetDatum(call->c->job_id);
 	args[1] = CStringGetTextDatum(reaper_action_names[call->action]);
 	args[2] = Int32GetDatum(call->action == ACTION_QUEUED ? 1 : 0);
-	if (run_job_statement(call->tt, STMT_UPDATE,
-						  psprintf("UPDATE %s SET status = $2,"
-								   " attempts = attempts OPERATOR(pg_catalog.+) $3"
-								   " WHERE id OPERATOR(pg_catalog.=) $1"
-								   "   AND status OPERATOR(pg_catalog.=) 'running'",
-								   targets_name(call->tt->target->jobs)),
-						  3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+	if (run_job_statement(call->tt, STMT_UPDATE, 3, types, args, NULL, false, 0)
+		!= SPI_OK_UPDATE)
 		elog(ERROR, "could not update job " INT64_FORMAT, call->c->job_id);
 	call->result = SPI_processed > 0;
 }
@@ -755,13 +790,7 @@ log_reap(const TargetTick *tt, const Candidate *c, int tier, ReapAction action,
 	args[6] = BoolGetDatum(tt->policy.dry_run);
 
 	sandbox_enter(tt->cat->owner, FINLIVE_SAFE_SEARCH_PATH, &sb);
-	if (run_job_statement(tt, STMT_LOG,
-						  psprintf("INSERT INTO %s.finlive_reap_log"
-								   " (target, job_id, tier, old_status, new_status,"
-								   "  owner_pid, dry_run)"
-								   " VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7)",
-								   tt->cat->qualified_schema),
-						  7, types, args, nulls, false, 0) != SPI_OK_INSERT)
+	if (run_job_statement(tt, STMT_LOG, 7, types, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write finlive_reap_log");
 	sandbox_leave(&sb);
 }
