@@ -145,7 +145,7 @@ typedef struct TargetTick
 	const FinliveCatalog *cat;
 	const Target *target;
 	Policy		policy;
-	char	   *target_name;	/* schema-qualified, as NOTIFY spells it */
+	char	   *target_name;	/* quoted, schema-qualified: statements, NOTIFY */
 	char	   *display_name;	/* the same for messages, inside quotes */
 	TimestampTz now;			/* transaction time: ages are now() - x */
 	bool		in_restart_window;
@@ -311,7 +311,7 @@ candidate_sql(const TargetTick *tt, CandidateQuery query)
 							" WHERE j.status OPERATOR(pg_catalog.=) 'running'"
 							"   AND j.id OPERATOR(pg_catalog.=) $1"
 							" FOR UPDATE OF j SKIP LOCKED",
-							targets_name(t->jobs));
+							tt->target_name);
 		case QUERY_RUNNING:
 			filter = " WHERE j.status OPERATOR(pg_catalog.=) 'running' ORDER BY j.id";
 			break;
@@ -337,7 +337,7 @@ candidate_sql(const TargetTick *tt, CandidateQuery query)
 							   " WHERE tk.id OPERATOR(pg_catalog.=) j.task_id LIMIT 1)",
 							   targets_name(t->tasks))
 					: "NULL::pg_catalog.text",
-					targets_name(t->jobs), targets_name(t->runs), filter);
+					tt->target_name, targets_name(t->runs), filter);
 }
 
 /* The run and the stage of a locked job, by its run_id ($1) and task_id ($2). */
@@ -385,7 +385,7 @@ job_statement_sql(const TargetTick *tt, JobStatement which)
 							" attempts = attempts OPERATOR(pg_catalog.+) $3"
 							" WHERE id OPERATOR(pg_catalog.=) $1"
 							"   AND status OPERATOR(pg_catalog.=) 'running'",
-							targets_name(tt->target->jobs));
+							tt->target_name);
 		case STMT_LOG:
 			return psprintf("INSERT INTO %s.finlive_reap_log"
 							" (target, job_id, tier, old_status, new_status,"
@@ -1002,6 +1002,18 @@ forget_finished_failures(const TargetTick *tt)
 	}
 }
 
+/*
+ * Name the target's jobs table as it is now.  Once its tables are locked,
+ * the name cannot change under the tick: asked again then, since a rename
+ * may have come between the tick's start and the lock.
+ */
+static void
+tick_name(TargetTick *tt)
+{
+	tt->target_name = targets_name(tt->target->jobs);
+	tt->display_name = targets_display_name(tt->target->jobs);
+}
+
 /* The body of one target's tick, inside the target's subtransaction. */
 static void
 target_work(void *arg)
@@ -1030,9 +1042,7 @@ target_work(void *arg)
 				(errmsg("skipping target \"%s\" this tick: it was dropped", tt->display_name)));
 		return;
 	}
-	/* named as they are now that they are locked (a rename may have come before) */
-	tt->target_name = targets_name(tt->target->jobs);
-	tt->display_name = targets_display_name(tt->target->jobs);
+	tick_name(tt);
 
 	rows = read_candidates(tt, tt->among ? QUERY_DUE_AMONG : QUERY_DUE, 0,
 						   tt->among, &nrows);
@@ -1086,8 +1096,7 @@ tick_init(TargetTick *tt, const FinliveCatalog *cat, const Target *target)
 	tt->cat = cat;
 	tt->target = target;
 	targets_effective_policy(target, &tt->policy);
-	tt->target_name = targets_name(target->jobs);
-	tt->display_name = targets_display_name(target->jobs);
+	tick_name(tt);
 	tt->now = GetCurrentTransactionStartTimestamp();
 	tt->window_end = restart_window_end();
 	tt->in_restart_window = tt->policy.enabled && GetCurrentTimestamp() < tt->window_end;
@@ -1434,6 +1443,7 @@ reaper_explain(const FinliveCatalog *cat, const Target *target, int64 job_id,
 							 targets_name(OidIsValid(busy) ? busy : target->jobs), pid);
 		return;
 	}
+	tick_name(&tt);
 
 	/* a table altered so that the tick cannot read it: the tick skips it */
 	peek.tt = &tt;
